@@ -1,0 +1,1 @@
+"""Actions change the world: flag files, commands, webhooks."""

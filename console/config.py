@@ -1,0 +1,357 @@
+"""The TOML config, as pydantic models, with errors a person can act on.
+
+One file describes an environment: the store, the services to watch, the
+signal sources and thresholds, and the flags. Later sections (rollouts,
+runbooks, notifications, roles) extend the same root model.
+
+Every problem is reported at once, each naming the dotted key, the offending
+value and, for unknown keys, the nearest known one.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Sequence
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from console.errors import ConfigError, ConfigNotFound
+from console.model.flags import FlagsConfig
+from console.model.thresholds import BUILTIN_SIGNALS, SignalName, SignalSpec, Threshold
+from console.model.units import Duration
+from console.paths import config_dir, default_store_url
+
+__all__ = ["BUILTIN_SIGNALS", "ConnConfig", "ServiceConfig", "SignalSpec", "Threshold", "load_config"]
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrometheusQueries(Strict):
+    """PromQL templates for the built-in signals; "{service}" is replaced by the name."""
+
+    p50: str | None = None
+    p95: str | None = None
+    p99: str | None = None
+    error_rate: str | None = None
+
+
+class ServiceConfig(Strict):
+    """One service to watch."""
+
+    health_url: str
+    """The health endpoint Conn probes (http:// or https://)."""
+    interval: Duration = 5.0
+    """Time between the end of one probe and the start of the next."""
+    timeout: Duration = 2.0
+    """A probe slower than this is a failure ("timeout after 2s")."""
+    follow_redirects: bool = False
+    """Follow HTTP redirects (off: a redirect is reported as such)."""
+    ca_bundle: Path | None = None
+    """A CA bundle for TLS verification (verification itself is always on)."""
+    baseline: str | None = None
+    """For a canary: the service it is compared with (ratios on the panels, gates)."""
+    profile: str | None = None
+    """A threshold profile (endpoint class) from [profiles] whose thresholds apply."""
+    thresholds: dict[SignalName, Threshold] = Field(default_factory=dict)
+    """Per-signal thresholds; they override the profile's and the defaults'."""
+    signals: dict[SignalName, SignalSpec] = Field(default_factory=dict)
+    """Named custom signals (cache hit rate, memory %, circuit-breaker opens)."""
+    queries: PrometheusQueries = PrometheusQueries()
+    """PromQL for the built-in signals, when Prometheus is configured."""
+
+    @field_validator("health_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: float) -> float:
+        if value < 0.1:
+            raise ValueError("must be at least 100ms")
+        return value
+
+
+class ProfileConfig(Strict):
+    """A named set of thresholds, e.g. an endpoint class with its SLA."""
+
+    description: str = ""
+    thresholds: dict[SignalName, Threshold] = Field(default_factory=dict)
+
+
+class PrometheusConfig(Strict):
+    """The team's Prometheus server."""
+
+    url: str
+    """Base URL, e.g. "http://127.0.0.1:9090"."""
+    timeout: Duration = 5.0
+    interval: Duration = 15.0
+    """Time between query rounds."""
+    auth: Literal["none", "bearer", "basic"] = "none"
+    token_secret: str | None = None
+    """Name of the secret holding the bearer token (never the token itself)."""
+    username: str | None = None
+    password_secret: str | None = None
+    """Name of the secret holding the basic-auth password."""
+    ca_bundle: Path | None = None
+
+    @model_validator(mode="after")
+    def _auth(self) -> PrometheusConfig:
+        if self.auth == "bearer" and not self.token_secret:
+            raise ValueError('auth = "bearer" needs token_secret (the secret\'s name)')
+        if self.auth == "basic" and not (self.username and self.password_secret):
+            raise ValueError('auth = "basic" needs username and password_secret')
+        return self
+
+
+class SourcesConfig(Strict):
+    prometheus: PrometheusConfig | None = None
+
+
+class DefaultsConfig(Strict):
+    """What applies to every service unless it says otherwise."""
+
+    thresholds: dict[SignalName, Threshold] = Field(default_factory=dict)
+
+
+class ConnConfig(Strict):
+    """The root of conn.toml."""
+
+    environment: str = "default"
+    """Shown in the header; name it after the place (production, staging)."""
+    store: str = Field(default_factory=default_store_url)
+    """"sqlite:///path/to/conn.db" (embedded) or "postgresql://…" (team mode)."""
+    services: dict[str, ServiceConfig] = Field(default_factory=dict)
+    defaults: DefaultsConfig = DefaultsConfig()
+    profiles: dict[str, ProfileConfig] = Field(default_factory=dict)
+    sources: SourcesConfig = SourcesConfig()
+    flags: FlagsConfig = FlagsConfig()
+    keymap: dict[str, str] = Field(default_factory=dict)
+    """Binding id -> keys, e.g. "rollout-hold" = "h"."""
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        if value.startswith("sqlite:///"):
+            return "sqlite:///" + str(Path(value.removeprefix("sqlite:///")).expanduser())
+        if value.startswith(("postgresql://", "postgres://")):
+            return value
+        raise ValueError(f'{value!r} is not a store URL (examples: "sqlite:///~/.local/state/conn/conn.db", "postgresql://conn@db/conn")')
+
+    @model_validator(mode="after")
+    def _references(self) -> ConnConfig:
+        problems = []
+        for name, service in self.services.items():
+            if service.baseline is not None and service.baseline not in self.services:
+                problems.append(
+                    f"services.{name}.baseline: {service.baseline!r} is not a service"
+                    + _suggestion(service.baseline, list(self.services))
+                )
+            if service.profile is not None and service.profile not in self.profiles:
+                problems.append(
+                    f"services.{name}.profile: {service.profile!r} is not a profile"
+                    + _suggestion(service.profile, list(self.profiles))
+                )
+            if self.sources.prometheus is None and (
+                any(s.promql for s in service.signals.values())
+                or any(service.queries.model_dump().values())
+            ):
+                problems.append(
+                    f"services.{name}: uses PromQL but [sources.prometheus] is not configured"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def thresholds_for(self, service: str) -> dict[str, Threshold]:
+        """The thresholds in force for a service: defaults, then its profile, then its own."""
+        spec = self.services[service]
+        merged = dict(self.defaults.thresholds)
+        if spec.profile:
+            merged.update(self.profiles[spec.profile].thresholds)
+        merged.update(spec.thresholds)
+        return merged
+
+    @property
+    def store_path(self) -> Path | None:
+        """The SQLite file, in embedded mode."""
+        if self.store.startswith("sqlite:///"):
+            return Path(self.store.removeprefix("sqlite:///"))
+        return None
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def search_paths(explicit: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Where a config is looked for, in order: --config, $CONN_CONFIG, ./conn.toml, XDG."""
+    if explicit:
+        return [Path(explicit).expanduser()]
+    places = []
+    if env := os.environ.get("CONN_CONFIG"):
+        places.append(Path(env).expanduser())
+    places.append(Path.cwd() / "conn.toml")
+    places.append(config_dir() / "conn.toml")
+    return places
+
+
+def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The first config file that exists.
+
+    Raises:
+        ConfigNotFound: naming every place searched.
+    """
+    places = search_paths(explicit)
+    for place in places:
+        if place.is_file():
+            return place
+    if explicit:
+        raise ConfigNotFound(f"config file {places[0]} does not exist")
+    searched = "\n".join(f"  {p}" for p in places)
+    raise ConfigNotFound(
+        "no Conn config found. Searched, in order:\n"
+        f"{searched}\n"
+        "Try `conn demo` to see Conn on a demo fleet, or copy config.example.toml "
+        "to ./conn.toml and edit it (`conn check` validates it)."
+    )
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> tuple[ConnConfig, Path]:
+    """Find, read and validate the config.
+
+    Raises:
+        ConfigNotFound: when there is no file.
+        ConfigError: listing every problem with its key path.
+    """
+    path = find_config(explicit)
+    return parse_config(path.read_bytes(), source=str(path)), path
+
+
+def parse_config(data: bytes | str, *, source: str = "<config>") -> ConnConfig:
+    """Validate TOML text as a Conn config.
+
+    Raises:
+        ConfigError: listing every problem (syntax errors with line and column).
+    """
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from e
+    try:
+        return ConnConfig.model_validate(raw)
+    except ValidationError as e:
+        problems = describe_validation_errors(e, raw)
+        noun = "problem" if len(problems) == 1 else "problems"
+        raise ConfigError(f"{source}: {len(problems)} {noun}", problems) from e
+
+
+def describe_validation_errors(error: ValidationError, raw: Any) -> list[str]:
+    """One line per problem: dotted key, offending value, what is wrong, near misses."""
+    lines = []
+    for item in error.errors(include_url=False):
+        loc = [part for part in item["loc"] if not _is_union_tag(part)]
+        key = _dotted(loc)
+        kind = item["type"]
+        message = item["msg"].removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            parent = _lookup(raw, loc[:-1])
+            known = _known_fields(loc[:-1])
+            unknown = str(loc[-1])
+            candidates = [k for k in known if not (isinstance(parent, dict) and k in parent)]
+            lines.append(f"{key}: unknown key{_suggestion(unknown, candidates or known)}")
+        elif kind == "missing":
+            lines.append(f"{key}: required key is missing")
+        elif "input" in item and kind not in ("model_type", "dict_type") and not isinstance(
+            item["input"], dict
+        ):
+            value = item["input"]
+            shown = f'"{value}"' if isinstance(value, str) else repr(value)
+            if message.startswith(repr(value)) or message.startswith(shown):
+                lines.append(f"{key}: {shown}{message[len(repr(value)):] if message.startswith(repr(value)) else message[len(shown):]}")
+            else:
+                lines.append(f"{key}: {shown}: {message}")
+        else:
+            lines.append(f"{key or '(top level)'}: {message}")
+    return lines
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and ("[" in part or part in ("function-after", "function-before"))
+
+
+def _dotted(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _lookup(raw: Any, loc: Sequence[Any]) -> Any:
+    node = raw
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _known_fields(loc: Sequence[Any]) -> list[str]:
+    """The field names allowed at ``loc``, walking the model tree (dict keys are free)."""
+    model: Any = ConnConfig
+    for part in loc:
+        if isinstance(model, _DictOf):
+            model = model.inner
+        elif isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(str(part))
+            if field is None:
+                field = next((f for f in model.model_fields.values() if f.alias == part), None)
+            model = _model_of(field.annotation) if field else None
+        else:
+            return []
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [f.alias or name for name, f in model.model_fields.items()]
+    return []
+
+
+def _model_of(annotation: Any) -> Any:
+    """The BaseModel class behind an annotation, looking through Optional and dict values."""
+    from typing import get_args, get_origin
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = get_origin(annotation)
+    args = get_args(annotation)
+    if origin is dict and len(args) == 2:
+        return _DictOf(_model_of(args[1]))
+    for arg in args:
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+class _DictOf:
+    """Marks a dict of models while walking a location: the next part is a free key."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+
+def _suggestion(key: str, among: Sequence[str]) -> str:
+    match = get_close_matches(key, among, n=1)
+    return f" Did you mean {match[0]!r}?" if match else ""

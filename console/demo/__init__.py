@@ -1,0 +1,1 @@
+"""The embedded demo fleet: real local HTTP services with controllable faults."""

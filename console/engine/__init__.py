@@ -1,0 +1,1 @@
+"""The headless core: scheduling, leadership, decisions, snapshots."""

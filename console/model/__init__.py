@@ -1,0 +1,1 @@
+"""Pure data and rules: no asyncio, no I/O, no Textual."""

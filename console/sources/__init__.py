@@ -1,0 +1,1 @@
+"""Sources sample the world: the HTTP prober and Prometheus."""

@@ -1,0 +1,1 @@
+"""Textual modals of the console."""
