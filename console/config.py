@@ -155,12 +155,12 @@ class ConnConfig(Strict):
             if service.baseline is not None and service.baseline not in self.services:
                 problems.append(
                     f"services.{name}.baseline: {service.baseline!r} is not a service"
-                    + _suggestion(service.baseline, list(self.services))
+                    + "." + _suggestion(service.baseline, list(self.services))
                 )
             if service.profile is not None and service.profile not in self.profiles:
                 problems.append(
                     f"services.{name}.profile: {service.profile!r} is not a profile"
-                    + _suggestion(service.profile, list(self.profiles))
+                    + "." + _suggestion(service.profile, list(self.profiles))
                 )
             if self.sources.prometheus is None and (
                 any(s.promql for s in service.signals.values())
@@ -269,7 +269,7 @@ def describe_validation_errors(error: ValidationError, raw: Any) -> list[str]:
             known = _known_fields(loc[:-1])
             unknown = str(loc[-1])
             candidates = [k for k in known if not (isinstance(parent, dict) and k in parent)]
-            lines.append(f"{key}: unknown key{_suggestion(unknown, candidates or known)}")
+            lines.append(f"{key}: unknown key.{_suggestion(unknown, candidates or known)}")
         elif kind == "missing":
             lines.append(f"{key}: required key is missing")
         elif "input" in item and kind not in ("model_type", "dict_type") and not isinstance(

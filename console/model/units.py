@@ -44,7 +44,7 @@ def format_duration(seconds: float) -> str:
         size = _UNIT_SECONDS[unit]
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
 
 
 def parse_percent(value: Any) -> float:

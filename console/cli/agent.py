@@ -1,0 +1,59 @@
+"""`conn agent`: the engine with no UI, for systemd — it leads when it holds the lock."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from console.cli.common import add_config_option, command_context
+from console.engine.core import Engine
+
+log = logging.getLogger("conn.agent")
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "agent", help="run the engine headless (probes, auto-actions) until SIGINT/SIGTERM"
+    )
+    add_config_option(parser)
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    return asyncio.run(_agent(args))
+
+
+async def _agent(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with command_context(args) as ctx:
+        engine = Engine(ctx.config, ctx.store, clock=ctx.clock, actor=ctx.actor)
+        engine.on_role_change(lambda role: log.info("role: %s", role))
+        log.info(
+            "conn agent on %s (%s): %d services",
+            ctx.config_path, ctx.store.url, len(ctx.config.services),
+        )
+        async with engine:
+            last: dict[str, str] = {}
+            waiter = asyncio.ensure_future(stop.wait())
+            snapshots = engine.snapshots()
+            while not stop.is_set():
+                step = asyncio.ensure_future(anext(snapshots))
+                done, _ = await asyncio.wait({step, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if step not in done:
+                    step.cancel()
+                    break
+                for view in step.result().services:
+                    health = view.live.health if view.live else "unknown"
+                    if last.get(view.name) != health:
+                        last[view.name] = health
+                        reason = view.live.reason if view.live else "no value yet"
+                        log.info("%s is %s: %s", view.name, health, reason)
+            await snapshots.aclose()
+        log.info("stopped cleanly")
+    return 0

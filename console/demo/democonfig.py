@@ -1,0 +1,173 @@
+"""The conn.toml that watches the demo fleet, written where ``conn demo`` reads it.
+
+The numbers are the plans' own: alert rules from plan 004 (errors > 1 %
+warning, > 5 % critical; p95 > 500/1000 ms), cache hit > 80 %/70 % and memory
+< 70 % from plans 000 and 002, circuit-breaker opens > 5 in 10 minutes from
+plan 001. Besides the prober's own error rate (failed probes), each service
+gets ``request_error_rate``, the error ratio of its simulated traffic from the
+health JSON, so an injected ``error_rate`` fault shows without Prometheus.
+The text is TOML written by hand (the stdlib reads TOML but cannot
+write it), every string escaped, and it is validated by ``parse_config`` in
+the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from console.errors import StateDirError
+
+CONFIG_NAME = "conn-demo.toml"
+FLAGS_NAME = "flags.json"
+STORE_NAME = "conn.db"
+
+PROBE_INTERVAL = "1s"
+PROBE_TIMEOUT = "2s"
+
+_CUSTOM_SIGNALS = """\
+[services.{key}.signals.cache_hit_rate]
+json_path = "metrics.cache_hit_rate"
+unit = "%"
+scale = 100.0
+label = "cache hit"
+
+[services.{key}.thresholds.cache_hit_rate]
+warning = 80.0
+critical = 70.0
+direction = "below"
+
+[services.{key}.signals.memory_pct]
+json_path = "metrics.memory_pct"
+unit = "%"
+label = "memory"
+
+[services.{key}.thresholds.memory_pct]
+warning = 70.0
+critical = 90.0
+
+[services.{key}.signals.circuit_breaker_opens]
+json_path = "metrics.circuit_breaker_opens"
+label = "breaker opens"
+
+[services.{key}.thresholds.circuit_breaker_opens]
+warning = 3.0
+critical = 5.0
+
+# The service's own request errors (its simulated traffic), beside the prober's.
+[services.{key}.signals.request_error_rate]
+json_path = "metrics.error_rate"
+unit = "%"
+scale = 100.0
+label = "5xx rate"
+
+[services.{key}.thresholds.request_error_rate]
+warning = 1.0
+critical = 5.0
+"""
+
+_CANARY_SHARE = """\
+[services.{key}.signals.canary_share]
+json_path = "metrics.canary_share"
+unit = "%"
+scale = 100.0
+label = "canary share"
+"""
+
+
+def render_config(
+    state_dir: Path, urls: Mapping[str, str], baselines: Mapping[str, str] | None = None
+) -> str:
+    """The demo config for services at ``urls`` (name -> base URL).
+
+    Args:
+        state_dir: absolute directory for the store and the flag export.
+        urls: base URLs, e.g. ``{"checkout": "http://127.0.0.1:41234"}``.
+        baselines: canary -> the service it is compared with.
+    """
+    baselines = baselines or {}
+    state = state_dir.resolve()
+    lines = [
+        "# Written by `conn demo` for its embedded fleet; rewritten on every start.",
+        'environment = "demo"',
+        f"store = {_string('sqlite:///' + str(state / STORE_NAME))}",
+        "",
+        "# Plan 004 alert rules: errors > 1 % warning, > 5 % critical (in percent).",
+        "[defaults.thresholds.error_rate]",
+        "warning = 1.0",
+        "critical = 5.0",
+        "",
+        "[defaults.thresholds.p95]",
+        "warning = 500.0",
+        "critical = 1000.0",
+        "",
+        "[flags]",
+        f"export = {_string(str(state / FLAGS_NAME))}",
+        "",
+    ]
+    for name, base_url in urls.items():
+        key = _key(name)
+        lines.append(f"[services.{key}]")
+        lines.append(f"health_url = {_string(base_url.rstrip('/') + '/api/health/advanced')}")
+        lines.append(f'interval = "{PROBE_INTERVAL}"')
+        lines.append(f'timeout = "{PROBE_TIMEOUT}"')
+        if name in baselines:
+            lines.append(f"baseline = {_string(baselines[name])}")
+        lines.append("")
+        lines.append(_CUSTOM_SIGNALS.format(key=key))
+        if name in baselines:
+            lines.append(_CANARY_SHARE.format(key=key))
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_config(
+    state_dir: Path, urls: Mapping[str, str], baselines: Mapping[str, str] | None = None
+) -> Path:
+    """Write ``state_dir/conn-demo.toml`` atomically and return its absolute path.
+
+    Raises:
+        StateDirError: when the directory cannot be created or written.
+    """
+    state = state_dir.expanduser().resolve()
+    target = state / CONFIG_NAME
+    text = render_config(state, urls, baselines)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".conn-demo-", suffix=".toml", dir=state)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise StateDirError(f"cannot write the demo config in {state}: {e.strerror or e}") from e
+    except UnicodeEncodeError as e:
+        raise StateDirError(f"the demo state directory {state!r} is not valid UTF-8") from e
+    return target
+
+
+def _key(name: str) -> str:
+    """A TOML key: bare when it can be, quoted otherwise."""
+    if name and all(c.isascii() and (c.isalnum() or c in "-_") for c in name):
+        return name
+    return _string(name)
+
+
+def _string(value: str) -> str:
+    """A TOML basic string; escapes what TOML forbids raw (controls, DEL, quote, backslash)."""
+    out = []
+    for char in value:
+        code = ord(char)
+        if char == '"':
+            out.append('\\"')
+        elif char == "\\":
+            out.append("\\\\")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'

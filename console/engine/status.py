@@ -1,0 +1,111 @@
+"""The `conn status` document: one stable JSON shape for scripts and views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from console.engine.core import Engine
+from console.model.signals import ServiceLive
+
+
+async def status_document(engine: Engine, *, probe: bool = True) -> dict[str, Any]:
+    """Read the live table (and probe directly what no leader has written lately).
+
+    A live row older than three probe intervals means no leader is writing;
+    then, unless ``probe`` is False, the service is probed once here and the
+    document says so in ``notes``.
+    """
+    store = engine.store
+    rows = await store.read_live()
+    now = engine.clock.now()
+    await engine.flags.load()
+    notes: list[str] = []
+    fresh: dict[str, tuple[ServiceLive | None, float | None, str | None]] = {}
+    missing: list[str] = []
+    for name, spec in engine.config.services.items():
+        row = rows.get(name)
+        if row is None or now - row.updated_at > 3 * spec.interval:
+            missing.append(name)
+            continue
+        try:
+            live: ServiceLive | None = ServiceLive.model_validate(row.data)
+        except ValueError:
+            live = None
+        fresh[name] = (live, row.updated_at, row.writer)
+    probed: dict[str, ServiceLive] = {}
+    if missing and probe:
+        probed = await engine.probe_once(missing)
+        notes.append(
+            f"no leader has written {', '.join(missing)} within three intervals; "
+            "probed directly once (run `conn agent` or a console to keep it live)"
+        )
+    elif missing:
+        notes.append(f"no leader has written {', '.join(missing)} within three intervals")
+    services = []
+    for name, spec in engine.config.services.items():
+        if name in fresh:
+            live, updated, writer = fresh[name]
+            source = "live"
+        elif name in probed:
+            live, updated, writer, source = probed[name], now, None, "probe"
+        else:
+            row = rows.get(name)
+            live, updated, writer, source = None, row.updated_at if row else None, None, "live"
+        services.append(_service(name, spec.interval, live, updated, writer, source, now))
+    writers = [s["writer"] for s in services if s["writer"] and not s["stale"]]
+    return {
+        "environment": engine.config.environment,
+        "store": store.url,
+        "generated_at": now,
+        "leader": writers[0] if writers else None,
+        "services": services,
+        "flags": [view.as_json() for view in engine.flags.views()],
+        "rollouts": [],
+        "incidents": [],
+        "notes": notes,
+    }
+
+
+def _service(
+    name: str,
+    interval: float,
+    live: ServiceLive | None,
+    updated: float | None,
+    writer: str | None,
+    source: str,
+    now: float,
+) -> dict[str, Any]:
+    age = None if updated is None else round(max(0.0, now - updated), 3)
+    stale = age is None or age > 3 * interval
+    signals = []
+    if live is not None:
+        for signal in live.signals:
+            signal_age = None if signal.at is None else round(max(0.0, now - signal.at), 3)
+            signals.append({
+                "name": signal.name,
+                "label": signal.label,
+                "value": signal.value,
+                "unit": signal.unit,
+                "source": signal.source,
+                "age_s": signal_age,
+                "stale": signal.state == "stale" or stale,
+                "state": signal.state,
+                "detail": signal.detail,
+                "threshold": None if signal.threshold is None else signal.threshold.model_dump(mode="json"),
+            })
+    return {
+        "name": name,
+        "health": "unknown" if live is None or stale and source == "live" else live.health,
+        "reason": (
+            "no value yet" if live is None
+            else f"stale: last written {age:.0f}s ago — {live.reason}" if stale and source == "live"
+            else live.reason
+        ),
+        "observed_at": updated,
+        "age_s": age,
+        "stale": stale,
+        "source": source,
+        "writer": writer,
+        "health_since": None if live is None else live.health_since,
+        "signals": signals,
+    }

@@ -1,0 +1,557 @@
+"""One service's live signals: samples in, one frozen snapshot out.
+
+The engine feeds a :class:`ServiceSignals` every probe result and every
+Prometheus answer, then calls :meth:`ServiceSignals.snapshot` and writes the
+resulting :class:`ServiceLive` to the store's live table; followers rebuild it
+with ``ServiceLive.model_validate`` and the panels render it. Snapshots are
+frozen and rounded, so "equal to the last one" means "nothing to repaint".
+
+Everything here is pure and bounded: latency lives in sketches over a fixed
+ring of time slices (:mod:`console.model.sketch`), named signals keep only
+their latest reading, history keeps ``HISTORY_POINTS`` points. Time comes only
+from the arguments (each sample's ``at``, the snapshot's ``now``).
+
+Units, so thresholds mean one thing: latency in milliseconds, error rate in
+percent, named signals in their spec's unit after ``scale``. Prometheus
+answers in base units (seconds, ratios), so built-in PromQL results are
+converted (× 1000 for p50/p95/p99, × 100 for error_rate) and named PromQL
+signals are multiplied by their ``scale``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from console.model.health import HealthState, ProbeResult
+from console.model.sketch import SlidingWindows, WindowSummary
+from console.model.thresholds import BUILTIN_SIGNALS, SignalSpec, Threshold
+
+SignalState = Literal["ok", "warning", "critical", "no_data", "stale", "source_down"]
+"""How to read a value: judged against its threshold, or why there is none to judge."""
+
+SignalSource = Literal["probe", "health-json", "prometheus"]
+"""Where a value came from: Conn's prober, a path in the health JSON, or PromQL."""
+
+WindowName = Literal["1m", "5m"]
+WINDOWS: dict[WindowName, float] = {"1m": 60.0, "5m": 300.0}
+"""The sliding windows every service reports; the 1m one feeds the built-in signals."""
+
+STALE_INTERVALS = 3
+"""A value older than this many of its feed's intervals is stale."""
+
+HISTORY_POINTS = 60
+"""Sparkline length: one point per probe interval, the oldest dropped first."""
+
+_BUILTIN_LABELS = {"p50": "p50", "p95": "p95", "p99": "p99", "error_rate": "errors"}
+_BUILTIN_UNITS = {"p50": "ms", "p95": "ms", "p99": "ms", "error_rate": "%"}
+_PROMETHEUS_SCALE = {"p50": 1000.0, "p95": 1000.0, "p99": 1000.0, "error_rate": 100.0}
+"""Prometheus answers seconds and ratios; Conn shows milliseconds and percent."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ThresholdView(_Frozen):
+    """The threshold a value was judged against, and how close it is to tripping."""
+
+    warning: float | None
+    """Warning level, in the value's unit."""
+    critical: float | None
+    """Critical level, in the value's unit."""
+    direction: Literal["above", "below"]
+    """Which side of a level is bad."""
+    for_seconds: float
+    """How long the value must stay past a level before the state says so (0: at once)."""
+    past: Literal["warning", "critical"] | None = None
+    """The worst level the value is past right now, even if ``for_seconds`` has not run out."""
+    past_since: float | None = None
+    """Clock time since which the value has been continuously past ``past``."""
+
+
+class SignalValue(_Frozen):
+    """One signal's current value, where it came from, and what it means."""
+
+    name: str
+    """Key: "p50", "p95", "p99", "error_rate" or a configured signal name."""
+    label: str
+    """Short name for the panels ("p95", "errors", "cache hit")."""
+    value: float | None
+    """Rounded value in ``unit``; None when there is none (no data, source down)."""
+    unit: str
+    """"ms", "%", or the signal's configured unit."""
+    source: SignalSource
+    """Where the value came from."""
+    at: float | None
+    """Clock time of the sample behind the value (last probe, or the query); None before any."""
+    state: SignalState
+    """ok/warning/critical judged against ``threshold``; otherwise why there is nothing to judge."""
+    detail: str
+    """One line for people: "3 of 1,204 failed in 1m", "no data", "Prometheus: timeout after 5s"."""
+    threshold: ThresholdView | None = None
+    """The threshold in force, or None when the signal has none."""
+
+
+class LatencyWindow(_Frozen):
+    """Latency percentiles of successful probes over one window, in ms (0.1 ms steps)."""
+
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    count: int
+    """Successful probes in the window; the percentiles are None when it is 0."""
+
+
+class ErrorWindow(_Frozen):
+    """Failed probes over one window."""
+
+    failed: int
+    total: int
+    rate_pct: float | None
+    """failed / total in percent (0.01 steps); None when total is 0 — never a fake 0%."""
+
+
+class ServiceLive(_Frozen):
+    """A service's live row: everything the panels show, as of ``observed_at``."""
+
+    name: str
+    health: HealthState
+    """The last probe's verdict; "unknown" before any probe or when probes stopped."""
+    reason: str
+    """One line explaining ``health`` ("HTTP 503", "no probe result for 15s")."""
+    health_since: float | None
+    """Clock time at which ``health`` last changed; None before any probe."""
+    observed_at: float | None
+    """Clock time of the newest sample of any source; None before any."""
+    interval: float
+    """Probe interval in seconds (staleness is judged against it)."""
+    baseline: str | None
+    """The service this one is compared with, for a canary."""
+    latency: dict[WindowName, LatencyWindow]
+    """Conn's own probe latency per window ("1m", "5m")."""
+    errors: dict[WindowName, ErrorWindow]
+    """Conn's own probe failures per window."""
+    signals: tuple[SignalValue, ...]
+    """p50, p95, p99, error_rate (1m window, or Prometheus when configured), then named signals."""
+    history: dict[str, tuple[float | None, ...]]
+    """"p95" and "error_rate" as shown, oldest first, one point per ``history_step``; None = no data."""
+    history_step: float
+    """Seconds between history points (the probe interval)."""
+
+    def signal(self, name: str) -> SignalValue | None:
+        """The signal called ``name``, if the service has it."""
+        return next((s for s in self.signals if s.name == name), None)
+
+
+def compare_to_baseline(canary: ServiceLive, baseline: ServiceLive) -> dict[str, float | None]:
+    """Canary ÷ baseline for p95 and error rate, as shown.
+
+    A ratio is None when either side has no fresh value (no data, stale,
+    source down). 0 ÷ 0 is 1.0 (the same); x ÷ 0 is ``math.inf``.
+    """
+    ratios: dict[str, float | None] = {}
+    for name in ("p95", "error_rate"):
+        mine, theirs = _fresh(canary.signal(name)), _fresh(baseline.signal(name))
+        if mine is None or theirs is None:
+            ratios[name] = None
+        elif theirs == 0:
+            ratios[name] = 1.0 if mine == 0 else math.inf
+        else:
+            ratios[name] = mine / theirs
+    return ratios
+
+
+def _fresh(value: SignalValue | None) -> float | None:
+    """The value when it was judged (ok/warning/critical), else None."""
+    if value is None or value.state not in ("ok", "warning", "critical"):
+        return None
+    return value.value
+
+
+def extract_json_path(body: Any, path: str) -> tuple[float | None, str]:
+    """The number at a dotted path in a parsed JSON body, or why there is none.
+
+    Segments index objects by key and lists by position ("checks.0.latency").
+    Booleans count as 1 and 0, so a flag like ``circuit_open`` can carry a
+    threshold. Strings are not parsed: a health body is untrusted and "93%"
+    is not a number.
+
+    Returns:
+        (value, "") on success, else (None, a short reason naming the path).
+    """
+    node = body
+    segments = path.split(".")
+    for depth, segment in enumerate(segments):
+        if isinstance(node, dict):
+            if segment not in node:
+                return None, f"health JSON has no {'.'.join(segments[: depth + 1])}"
+            node = node[segment]
+        elif isinstance(node, list) and segment.isdigit():
+            if int(segment) >= len(node):
+                return None, f"health JSON has no {'.'.join(segments[: depth + 1])}"
+            node = node[int(segment)]
+        else:
+            parent = ".".join(segments[:depth]) or "the body"
+            return None, f"health JSON: {parent} is {_json_kind(node)}, not an object"
+    if isinstance(node, bool):
+        return float(node), ""
+    if isinstance(node, int | float):
+        try:
+            number = float(node)
+        except OverflowError:  # JSON integers are unbounded: 1e400 written out
+            number = math.inf
+        if not math.isfinite(number):
+            return None, f"health JSON: {path} is not a finite number"
+        return number, ""
+    return None, f"health JSON: {path} is {_json_kind(node)}, not a number"
+
+
+def _json_kind(node: Any) -> str:
+    if node is None:
+        return "null"
+    if isinstance(node, str):
+        return "text"
+    if isinstance(node, list):
+        return "a list"
+    if isinstance(node, dict):
+        return "an object"
+    return "a number"
+
+
+@dataclass(slots=True)
+class _Reading:
+    """The latest value of a signal fed one sample at a time (health JSON, PromQL)."""
+
+    value: float | None
+    at: float
+    error: str | None = None
+    """Set when the source failed: the signal is source_down."""
+    why_none: str = "no data"
+
+
+class ServiceSignals:
+    """Folds one service's samples into windows and latest readings; see the module docstring.
+
+    Args:
+        name: the service's name.
+        interval: probe interval in seconds; probe-fed values go stale after 3 of them.
+        thresholds: per-signal thresholds, in the signal's displayed unit.
+        signals: named signals (JSON path or PromQL).
+        baseline: the service a canary is compared with.
+        prometheus: the built-in signals ("p95", "error_rate", …) that have a
+            PromQL query; those show Prometheus' value instead of the probe's.
+        prometheus_interval: Prometheus query interval; its values go stale after 3.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        interval: float,
+        thresholds: Mapping[str, Threshold],
+        signals: Mapping[str, SignalSpec],
+        baseline: str | None = None,
+        prometheus: Collection[str] = (),
+        prometheus_interval: float = 15.0,
+    ) -> None:
+        if clash := sorted(set(signals) & set(BUILTIN_SIGNALS)):
+            raise ValueError(f"signal names {clash} are built in; name custom signals differently")
+        if unknown := sorted(set(prometheus) - set(BUILTIN_SIGNALS)):
+            raise ValueError(f"{unknown} are not built-in signals")
+        self.name = name
+        self.interval = interval
+        self.baseline = baseline
+        self._thresholds = dict(thresholds)
+        self._specs = dict(signals)
+        self._prometheus = frozenset(prometheus)
+        self._prometheus_interval = prometheus_interval
+        self._windows = SlidingWindows()
+        self._last_probe: ProbeResult | None = None
+        self._health: HealthState = "unknown"
+        self._health_since: float | None = None
+        self._observed_at: float | None = None
+        self._readings: dict[str, _Reading] = {}
+        self._past_since: dict[str, dict[str, float]] = {}
+        self._history: dict[str, deque[float | None]] = {
+            key: deque(maxlen=HISTORY_POINTS) for key in ("p95", "error_rate")
+        }
+        self._history_index: int | None = None
+
+    # --- feeding -------------------------------------------------------------
+
+    def record_probe(self, result: ProbeResult) -> None:
+        """Fold in one probe: latency (successful probes only), outcome, health, JSON signals.
+
+        Failed probes count in the error rate but not in the latency sketch:
+        a refused connection would drag p50 down and a timeout would pin p99
+        at the timeout, hiding the service's real latency.
+        """
+        self._windows.add(result.at, ok=result.ok, latency=result.latency_ms if result.ok else None)
+        last = self._last_probe
+        if last is None or result.at >= last.at:
+            # After a gap the panels showed "unknown", so the state changed even if equal.
+            gap = last is not None and result.at - last.at > STALE_INTERVALS * self.interval
+            if result.health != self._health or self._health_since is None or gap:
+                self._health_since = result.at
+            self._health = result.health
+            self._last_probe = result
+            for key, spec in self._specs.items():
+                if spec.json_path is None:
+                    continue
+                if result.body is None:
+                    reading = _Reading(None, result.at, why_none=f"no JSON body ({_clip(result.reason)})")
+                else:
+                    value, why = extract_json_path(result.body, spec.json_path)
+                    value, why = _scaled(value, spec.scale, why, spec.json_path)
+                    reading = _Reading(value, result.at, why_none=why or "no data")
+                self._readings[key] = reading
+        self._seen(result.at)
+
+    def record_query(self, signal: str, value: float | None, at: float, error: str | None = None) -> None:
+        """Fold in one Prometheus answer for ``signal``, raw in Prometheus' units.
+
+        Args:
+            signal: "p50"/"p95"/"p99"/"error_rate" or a named PromQL signal.
+            value: the query's value; None when it returned no data.
+            at: when the query ran (clock seconds).
+            error: the source's failure in words (``str(SourceError)``, which
+                starts "Prometheus: …"); makes the signal source_down.
+
+        Raises:
+            ValueError: ``signal`` is not fed by Prometheus for this service.
+        """
+        if signal in self._prometheus:
+            scale = _PROMETHEUS_SCALE[signal]
+        elif signal in self._specs and self._specs[signal].promql is not None:
+            scale = self._specs[signal].scale
+        else:
+            raise ValueError(f"{self.name}: signal {signal!r} has no PromQL query")
+        current = self._readings.get(signal)
+        if current is not None and at < current.at:
+            return  # a slow answer overtaken by a newer one
+        scaled, why = _scaled(None if error else value, scale, "no data from Prometheus", "the value")
+        self._readings[signal] = _Reading(
+            scaled,
+            at,
+            error=None if error is None else _clip(error),
+            why_none=why or "no data from Prometheus",
+        )
+        self._seen(at)
+
+    def _seen(self, at: float) -> None:
+        if self._observed_at is None or at > self._observed_at:
+            self._observed_at = at
+
+    # --- reading -------------------------------------------------------------
+
+    def snapshot(self, now: float) -> ServiceLive:
+        """The service as of ``now``; also advances threshold timers and history.
+
+        Call it with a non-decreasing ``now`` (the engine does, after every
+        sample); two calls at the same ``now`` return equal snapshots.
+        """
+        short, long = self._windows.summaries(now, (WINDOWS["1m"], WINDOWS["5m"]))
+        latency: dict[WindowName, LatencyWindow] = {"1m": _latency(short), "5m": _latency(long)}
+        errors: dict[WindowName, ErrorWindow] = {"1m": _errors(short), "5m": _errors(long)}
+        values = [self._builtin(name, short, now) for name in BUILTIN_SIGNALS]
+        values += [self._named(name, spec, now) for name, spec in self._specs.items()]
+        self._record_history(now, values)
+        health, reason, since = self._health_now(now)
+        return ServiceLive(
+            name=self.name,
+            health=health,
+            reason=reason,
+            health_since=since,
+            observed_at=self._observed_at,
+            interval=self.interval,
+            baseline=self.baseline,
+            latency=latency,
+            errors=errors,
+            signals=tuple(values),
+            history={key: tuple(points) for key, points in self._history.items()},
+            history_step=self.interval,
+        )
+
+    def _health_now(self, now: float) -> tuple[HealthState, str, float | None]:
+        last = self._last_probe
+        if last is None:
+            return "unknown", "no probe yet", None
+        limit = STALE_INTERVALS * self.interval
+        if now - last.at > limit:
+            return (
+                "unknown",
+                f"no probe result for {_seconds(limit)} ({STALE_INTERVALS} intervals); last: {last.health}",
+                last.at + limit,
+            )
+        return self._health, last.reason, self._health_since
+
+    def _builtin(self, name: str, window: WindowSummary, now: float) -> SignalValue:
+        if name in self._prometheus:
+            return self._from_reading(name, _BUILTIN_LABELS[name], _BUILTIN_UNITS[name], "prometheus", self._prometheus_interval, now)
+        base = {"name": name, "label": _BUILTIN_LABELS[name], "unit": _BUILTIN_UNITS[name], "source": "probe"}
+        last = self._last_probe
+        if name == "error_rate":
+            value = _rate(window)
+            detail = f"{window.failed:,} of {window.total:,} failed in 1m"
+            empty = "no probes in the last 1m"
+        else:
+            raw = window.quantiles[("p50", "p95", "p99").index(name)]
+            value = None if raw is None else round(raw, 1)
+            detail = f"1m window, {window.count:,} successful probes"
+            empty = "no successful probe in the last 1m"
+        if last is None:
+            return self._judged(base, None, None, "no_data", "no probe yet", now)
+        limit = STALE_INTERVALS * self.interval
+        if now - last.at > limit:
+            return self._judged(base, value, last.at, "stale", _stale_detail(limit, self.interval), now)
+        if value is None:
+            return self._judged(base, None, last.at, "no_data", empty, now)
+        return self._judged(base, value, last.at, None, detail, now, judged_at=now)
+
+    def _named(self, name: str, spec: SignalSpec, now: float) -> SignalValue:
+        if spec.promql is not None:
+            return self._from_reading(name, spec.label or name, spec.unit, "prometheus", self._prometheus_interval, now)
+        return self._from_reading(name, spec.label or name, spec.unit, "health-json", self.interval, now, path=spec.json_path)
+
+    def _from_reading(
+        self, name: str, label: str, unit: str, source: SignalSource, interval: float, now: float,
+        path: str | None = None,
+    ) -> SignalValue:
+        base = {"name": name, "label": label, "unit": unit, "source": source}
+        reading = self._readings.get(name)
+        if reading is None:
+            waiting = "no probe yet" if source == "health-json" else "waiting for Prometheus"
+            return self._judged(base, None, None, "no_data", waiting, now)
+        value = None if reading.value is None else _round(reading.value)
+        limit = STALE_INTERVALS * interval
+        if now - reading.at > limit:
+            return self._judged(base, value, reading.at, "stale", _stale_detail(limit, interval), now)
+        if reading.error is not None:
+            return self._judged(base, None, reading.at, "source_down", reading.error, now)
+        if value is None:
+            return self._judged(base, None, reading.at, "no_data", reading.why_none, now)
+        detail = f"{path} in the health JSON" if path else "from Prometheus"
+        return self._judged(base, value, reading.at, None, detail, now, judged_at=reading.at)
+
+    def _judged(
+        self, base: dict[str, Any], value: float | None, at: float | None,
+        state: SignalState | None, detail: str, now: float, judged_at: float | None = None,
+    ) -> SignalValue:
+        """Build the value; when ``state`` is None, judge it against its threshold.
+
+        Threshold timers only run while there is a fresh value: no data,
+        stale or source down resets them, since "continuously past" cannot be
+        claimed across a gap.
+        """
+        name = base["name"]
+        threshold = self._thresholds.get(name)
+        if state is not None or value is None or judged_at is None:
+            self._past_since.pop(name, None)
+            view = None if threshold is None else _view(threshold, None, None)
+            return SignalValue(**base, value=value, at=at, state=state or "no_data", detail=detail, threshold=view)
+        if threshold is None:
+            return SignalValue(**base, value=value, at=at, state="ok", detail=detail)
+        timers = self._past_since.setdefault(name, {})
+        for level in ("warning", "critical"):
+            mark = getattr(threshold, level)
+            if mark is not None and _is_past(value, mark, threshold.direction):
+                timers.setdefault(level, judged_at)
+            else:
+                timers.pop(level, None)
+        judged: SignalState = "ok"
+        for level in ("warning", "critical"):
+            if level in timers and judged_at - timers[level] >= threshold.for_:
+                judged = level  # type: ignore[assignment]
+        past = "critical" if "critical" in timers else "warning" if "warning" in timers else None
+        if past is not None and judged != past:
+            detail = f"{detail}; past {past} for less than {_seconds(threshold.for_)}"
+        view = _view(threshold, past, timers.get(past) if past else None)
+        return SignalValue(**base, value=value, at=at, state=judged, detail=detail, threshold=view)
+
+    def _record_history(self, now: float, values: list[SignalValue]) -> None:
+        """One point per probe interval; skipped intervals become None (a visible gap)."""
+        index = math.floor(now / self.interval)
+        shown = {v.name: v.value if v.state in ("ok", "warning", "critical") else None for v in values}
+        if self._history_index is not None and index < self._history_index:
+            return
+        if self._history_index is not None and index > self._history_index:
+            for points in self._history.values():
+                points.extend([None] * min(index - self._history_index - 1, HISTORY_POINTS))
+        for key, points in self._history.items():
+            if self._history_index == index and points:
+                points[-1] = shown[key]
+            else:
+                points.append(shown[key])
+        self._history_index = index
+
+
+def _latency(window: WindowSummary) -> LatencyWindow:
+    p50, p95, p99 = (None if q is None else round(q, 1) for q in window.quantiles)
+    return LatencyWindow(p50=p50, p95=p95, p99=p99, count=window.count)
+
+
+def _errors(window: WindowSummary) -> ErrorWindow:
+    return ErrorWindow(failed=window.failed, total=window.total, rate_pct=_rate(window))
+
+
+def _rate(window: WindowSummary) -> float | None:
+    return None if window.total == 0 else round(100.0 * window.failed / window.total, 2)
+
+
+def _scaled(value: float | None, scale: float, why: str, what: str) -> tuple[float | None, str]:
+    """``value × scale`` when that is a finite number, else None and why."""
+    if value is None or not math.isfinite(value):
+        return None, why
+    scaled = value * scale
+    if not math.isfinite(scaled):
+        return None, f"{what} × {scale:g} is out of range"
+    return scaled, ""
+
+
+def _round(value: float) -> float:
+    """Four significant digits (at most six decimals; integers kept): 93.12, 0.01234, 123457.0.
+
+    Readings jitter in their last digits; rounding makes an unchanged value
+    compare equal, so the panels do not repaint for noise.
+    """
+    if value == 0:
+        return 0.0
+    digits = max(0, min(6, 3 - math.floor(math.log10(abs(value)))))
+    return round(value, digits)
+
+
+def _is_past(value: float, level: float, direction: str) -> bool:
+    return value >= level if direction == "above" else value <= level
+
+
+def _view(threshold: Threshold, past: str | None, since: float | None) -> ThresholdView:
+    return ThresholdView(
+        warning=threshold.warning,
+        critical=threshold.critical,
+        direction=threshold.direction,
+        for_seconds=threshold.for_,
+        past=past,
+        past_since=since,
+    )
+
+
+def _stale_detail(limit: float, interval: float) -> str:
+    return f"no new value for {_seconds(limit)} ({STALE_INTERVALS} × {_seconds(interval)} interval)"
+
+
+def _seconds(seconds: float) -> str:
+    if seconds >= 120 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    """One line of at most ``limit`` characters: outside text never floods a panel."""
+    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,88 @@
+"""The Textual app: one worker bridges engine snapshots into a reactive; screens render it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+from textual.reactive import reactive
+
+from console.engine.core import Engine
+from console.engine.snapshot import Snapshot
+from console.model.clock import Clock, SystemClock
+from console.ui.screens.dashboard import DashboardScreen
+
+
+class ConnApp(App[None]):
+    """The Conn console.
+
+    Args:
+        engine: a started engine; the app renders its snapshots and calls its commands.
+        demo_urls: base URLs of the demo fleet's services (demo mode only: fault keys).
+        clock: the clock ages are computed with (frozen in snapshot tests).
+        animate: whether UI timers (ages) tick; False for frozen snapshot tests.
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "Conn"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app-quit"),
+        Binding("f", "flags", "Flags", id="app-flags"),
+        Binding("question_mark", "help", "Help", id="app-help"),
+    ]
+
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=False)
+    """The latest engine snapshot; screens watch it."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        demo_urls: dict[str, str] | None = None,
+        clock: Clock | None = None,
+        animate: bool = True,
+        keymap: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.demo_urls = demo_urls or {}
+        self.clock: Clock = clock or SystemClock()
+        self.animate = animate
+        self._keymap = keymap or dict(engine.config.keymap)
+        self._owns_engine = False
+
+    async def on_mount(self) -> None:
+        if self._keymap:
+            self.set_keymap(self._keymap)
+        if self.engine.role == "starting":
+            # The app owns an engine it was handed unstarted: start it in this loop.
+            await self.engine.start()
+            self._owns_engine = True
+        self.snapshot = self.engine.snapshot
+        self.push_screen(DashboardScreen())
+        self.run_worker(self._pump(), name="snapshots", exit_on_error=False, group="engine")
+
+    async def on_unmount(self) -> None:
+        if self._owns_engine:
+            await self.engine.stop()
+
+    async def _pump(self) -> None:
+        async for snapshot in self.engine.snapshots():
+            self.snapshot = snapshot
+
+    def action_flags(self) -> None:
+        from console.ui.screens.flags import FlagsScreen
+
+        if not isinstance(self.screen, FlagsScreen):
+            self.push_screen(FlagsScreen())
+
+    def action_help(self) -> None:
+        from console.ui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    @property
+    def store_path(self) -> Path | None:
+        """The SQLite file of the store, in embedded mode."""
+        return self.engine.config.store_path

@@ -1,0 +1,123 @@
+"""The dashboard: every service at a glance, the selected one in detail, recent activity."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from console.engine.snapshot import Snapshot
+from console.errors import ActionError
+from console.ui.text import safe_markup
+from console.ui.widgets.service_detail import ServiceDetail
+from console.ui.widgets.service_table import ServiceTable
+from console.ui.widgets.top_bar import TopBar
+
+
+class DashboardScreen(Screen[None]):
+    """Services, the selected service's panels, and the last events."""
+
+    BINDINGS = [
+        Binding("x", "demo_fault", "Fault", id="demo-fault", show=True),
+        Binding("c", "demo_clear", "Clear", id="demo-clear", show=True),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield TopBar()
+        yield ServiceTable(id="services")
+        yield ServiceDetail(id="detail")
+        yield Static("", id="activity")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "snapshot", self._show, init=True)
+        if getattr(self.app, "animate", True):
+            self.set_interval(1.0, self._tick)
+        self.query_one(ServiceTable).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("demo_fault", "demo_clear"):
+            return bool(getattr(self.app, "demo_urls", None))
+        return True
+
+    @property
+    def _snapshot(self) -> Snapshot | None:
+        snapshot: Snapshot | None = getattr(self.app, "snapshot", None)
+        return snapshot
+
+    def _now(self) -> float:
+        return float(self.app.clock.now())  # type: ignore[attr-defined]
+
+    def _show(self, snapshot: Snapshot | None) -> None:
+        if snapshot is None:
+            return
+        self.query_one(TopBar).snapshot = snapshot
+        table = self.query_one(ServiceTable)
+        table.show(snapshot.services, self._now())
+        self._show_detail()
+        lines = [
+            f"{safe_markup(e.actor, limit=24)} {safe_markup(e.type, limit=30)} "
+            f"{safe_markup(e.stream, limit=40)}"
+            + (f" — {safe_markup(e.reason, limit=60)}" if e.reason else "")
+            for e in snapshot.recent_events[-4:]
+        ]
+        self.query_one("#activity", Static).update(
+            "\n".join(lines) if lines else "[dim]no events yet — changes you make appear here[/]"
+        )
+
+    def _tick(self) -> None:
+        snapshot = self._snapshot
+        if snapshot is not None:
+            self.query_one(ServiceTable).show(snapshot.services, self._now())
+            self.query_one(ServiceDetail).now = self._now()
+
+    def _show_detail(self) -> None:
+        snapshot = self._snapshot
+        if snapshot is None:
+            return
+        detail = self.query_one(ServiceDetail)
+        name = self.query_one(ServiceTable).selected
+        view = snapshot.service(name) if name else None
+        detail.now = self._now()
+        detail.view = view
+        baseline = view.live.baseline if view and view.live else None
+        detail.baseline = snapshot.service(baseline) if baseline else None
+
+    @on(DataTable.RowHighlighted)
+    def _selected(self) -> None:
+        self._show_detail()
+
+    # --- demo fault keys -----------------------------------------------------------------
+
+    def action_demo_fault(self) -> None:
+        name = self.query_one(ServiceTable).selected
+        if name and name in self.app.demo_urls:  # type: ignore[attr-defined]
+            from console.ui.modals.fault import FaultModal
+
+            def chosen(faults: dict[str, object] | None) -> None:
+                if faults is not None:
+                    self._send_faults(name, faults)
+
+            self.app.push_screen(FaultModal(name), chosen)
+
+    def action_demo_clear(self) -> None:
+        name = self.query_one(ServiceTable).selected
+        if name and name in self.app.demo_urls:  # type: ignore[attr-defined]
+            self._send_faults(name, {})
+
+    @work(exclusive=False, exit_on_error=False)
+    async def _send_faults(self, name: str, faults: dict[str, object]) -> None:
+        from console.demo.control import clear_faults, inject_faults
+
+        url = self.app.demo_urls[name]  # type: ignore[attr-defined]
+        try:
+            if faults:
+                await inject_faults(url, faults)
+                self.notify(f"{name}: injected {faults}", title="demo fault")
+            else:
+                await clear_faults(url)
+                self.notify(f"{name}: faults cleared", title="demo fault")
+        except ActionError as e:
+            self.notify(safe_markup(str(e)), severity="error", title="demo fault failed")

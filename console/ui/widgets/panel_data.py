@@ -1,0 +1,337 @@
+"""What each signal panel shows, as small frozen values built from a ``ServiceView``.
+
+The panels repaint only when what they show changes. A ``ServiceLive``
+changes on every probe (its ``at`` and ``observed_at`` move, the sample
+counts grow) even when every rounded number on screen is the same, so the
+panels do not hold it: they hold the projections below, which carry only the
+text and state on screen. Times are left out on purpose — ages are drawn by
+their own small widgets, fed by :func:`health_ages` and the ``at`` fields,
+so the once-a-second tick repaints an age and nothing else.
+
+Pure functions, no Textual: tested directly, and cheap enough to rebuild on
+every tick (equality then decides whether anything is drawn).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from console.engine.snapshot import ServiceView
+from console.model.signals import STALE_INTERVALS, ServiceLive, SignalValue, compare_to_baseline
+from console.model.thresholds import BUILTIN_SIGNALS
+from console.ui.text import format_age
+from console.ui.widgets.styles import HEALTH_STYLE, STALE_MARK, STATE_MARK
+
+JUDGED = ("ok", "warning", "critical")
+"""States that carry a fresh value; anything else has nothing to compare or trust."""
+
+PERCENTILES = ("p50", "p95", "p99")
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One piece of text as shown, and the state that colours it ("" for plain)."""
+
+    text: str
+    state: str = ""
+
+
+@dataclass(frozen=True)
+class HealthData:
+    """The health panel: service name, state with its symbol, reason."""
+
+    name: str
+    state: Shown
+    reason: str
+
+
+@dataclass(frozen=True)
+class LatencyData:
+    """p50/p95/p99 now (1m, judged) and over 5m, and the p95 history."""
+
+    source: str
+    now: tuple[Shown, Shown, Shown]
+    five: tuple[Shown, Shown, Shown]
+    history: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
+class ErrorsData:
+    """Error rate with its counts, 1m (judged) and 5m, and the rate history."""
+
+    source: str
+    rate: Shown
+    counts: str
+    rate_five: Shown
+    counts_five: str
+    history: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
+class SignalRow:
+    """One named signal: label, value with its mark, source and, when it matters, why."""
+
+    name: str
+    label: str
+    value: Shown
+    source: str
+    detail: str
+    quiet: bool
+    """The detail is routine ("metrics.x in the health JSON"): shown only where there is room."""
+
+
+@dataclass(frozen=True)
+class CompareRow:
+    """One signal of a canary next to its baseline's, with canary ÷ baseline."""
+
+    name: str
+    label: str
+    canary: Shown
+    baseline: Shown
+    ratio: str
+    info: Shown
+
+
+@dataclass(frozen=True)
+class CompareData:
+    """The canary-vs-baseline table."""
+
+    canary: str
+    baseline: str
+    rows: tuple[CompareRow, ...]
+
+
+# --- staleness and value text --------------------------------------------------------
+
+
+def row_stale(view: ServiceView, now: float) -> bool:
+    """The live row is older than three probe intervals (nobody is writing it)."""
+    return view.updated_at is not None and now - view.updated_at > STALE_INTERVALS * view.interval
+
+
+def effective_state(signal: SignalValue | None, stale: bool) -> str:
+    """The signal's state, or "stale" when the whole row is stale and the value was fresh."""
+    if signal is None:
+        return "no_data"
+    if stale and signal.state in JUDGED:
+        return "stale"
+    return signal.state
+
+
+def format_number(value: float, unit: str) -> str:
+    """A value with its unit, never cut: "42.1 ms", "1,234 ms", "0.42%", "93.12%", "12"."""
+    if unit == "ms":
+        number = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
+    elif abs(value) >= 1000:
+        number = f"{value:,.0f}"
+    elif value == 0 or abs(value) >= 0.001:
+        number = f"{value:.4g}"
+    else:
+        number = f"{value:.6f}".rstrip("0")
+    if not unit:
+        return number
+    return f"{number}{unit}" if unit == "%" else f"{number} {unit}"
+
+
+def value_text(value: float | None, unit: str, state: str, *, rate: bool = False) -> str:
+    """What a value cell says: the number with its mark, or why there is none."""
+    if state == "source_down":
+        return "source down" + STATE_MARK["source_down"]
+    if value is None:
+        return "stale" + STATE_MARK["stale"] if state == "stale" else "no data"
+    number = f"{value:.2f}%" if rate else format_number(value, unit)
+    return number + STATE_MARK.get(state, "")
+
+
+def shown_signal(signal: SignalValue | None, stale: bool, *, rate: bool = False) -> Shown:
+    """A signal's value cell."""
+    state = effective_state(signal, stale)
+    if signal is None:
+        return Shown("no data", "no_data")
+    return Shown(value_text(signal.value, signal.unit, state, rate=rate), state)
+
+
+def format_ratio(ratio: float | None) -> str:
+    """"×1.8", "×12", "×0.98", "×∞"; "—" when either side has no fresh value."""
+    if ratio is None:
+        return "—"
+    if math.isinf(ratio):
+        return "×∞"
+    if ratio >= 10:
+        return f"×{ratio:,.0f}"
+    return f"×{ratio:.2g}"
+
+
+# --- panels ----------------------------------------------------------------------------
+
+
+def health_data(view: ServiceView, now: float) -> HealthData:
+    """State with symbol (⌛ stale when nobody wrote the row for three intervals) and reason."""
+    live = view.live
+    if live is None:
+        state = Shown(HEALTH_STYLE["unknown"][0], "unknown")
+        reason = view.problem or "waiting for the first probe"
+        return HealthData(view.name, state, reason)
+    label = HEALTH_STYLE.get(live.health, HEALTH_STYLE["unknown"])[0]
+    if row_stale(view, now):
+        state = Shown(f"{STALE_MARK} stale · last {label}", "stale")
+    else:
+        state = Shown(label, live.health)
+    reason = f"⚠ {view.problem}" if view.problem else live.reason
+    return HealthData(view.name, state, reason)
+
+
+def health_ages(view: ServiceView, now: float) -> Shown:
+    """How long the state has held and how old the value is: "for 4m · updated 2s ago"."""
+    live = view.live
+    updated = view.updated_at if view.updated_at is not None else live.observed_at if live else None
+    if live is None or updated is None:
+        return Shown("no value yet", "muted")
+    parts = []
+    if live.health_since is not None:
+        parts.append(f"for {format_age(now - live.health_since)}")
+    parts.append(f"updated {format_age(now - updated)} ago")
+    return Shown(" · ".join(parts), "stale" if row_stale(view, now) else "muted")
+
+
+def latency_data(view: ServiceView, now: float) -> LatencyData:
+    """The three percentiles judged over 1m, plain over 5m (probe latency), p95 history."""
+    live = view.live
+    stale = row_stale(view, now)
+    if live is None:
+        empty = tuple(Shown(f"{p} no data", "no_data") for p in PERCENTILES)
+        return LatencyData("probe", empty, empty, ())  # type: ignore[arg-type]
+    signals = [live.signal(p) for p in PERCENTILES]
+    current = tuple(
+        _labelled(p, shown_signal(s, stale)) for p, s in zip(PERCENTILES, signals, strict=True)
+    )
+    window = live.latency.get("5m")
+    five = []
+    for p in PERCENTILES:
+        value = None if window is None else getattr(window, p)
+        state = "no_data" if value is None else "stale" if stale else ""
+        five.append(_labelled(p, Shown(value_text(value, "ms", state), state)))
+    source = signals[1].source if signals[1] is not None else "probe"
+    return LatencyData(source, current, tuple(five), live.history.get("p95", ()))  # type: ignore[arg-type]
+
+
+def errors_data(view: ServiceView, now: float) -> ErrorsData:
+    """Error rate judged over 1m with the probe counts; 5m plain; "no data" when 0 of 0."""
+    live = view.live
+    if live is None:
+        nothing = Shown("no data", "no_data")
+        return ErrorsData("probe", nothing, "· no probes yet", nothing, "", ())
+    stale = row_stale(view, now)
+    signal = live.signal("error_rate")
+    rate = shown_signal(signal, stale, rate=True)
+    source = signal.source if signal is not None else "probe"
+    texts: list[tuple[Shown, str]] = []
+    for window in ("1m", "5m"):
+        counts = live.errors.get(window)  # type: ignore[call-overload]
+        if counts is None or counts.total == 0:
+            texts.append((Shown("no data", "no_data"), f"· 0 probes in {window}"))
+            continue
+        state = "stale" if stale else ""
+        shown = Shown(value_text(counts.rate_pct, "%", state, rate=True), state)
+        prefix = "· probes: " if source != "probe" else "· "
+        texts.append((shown, f"{prefix}{counts.failed:,} of {counts.total:,} in {window}"))
+    if source == "probe" and texts[0][0].state == "no_data":
+        rate = texts[0][0]  # 0 of 0 is "no data", whatever else the signal says
+    return ErrorsData(
+        source, rate, texts[0][1], texts[1][0], texts[1][1], live.history.get("error_rate", ())
+    )
+
+
+def named_signals(live: ServiceLive | None) -> tuple[SignalValue, ...]:
+    """The configured signals, without the built-in p50/p95/p99/error_rate."""
+    if live is None:
+        return ()
+    return tuple(s for s in live.signals if s.name not in BUILTIN_SIGNALS)
+
+
+def signal_rows(view: ServiceView, now: float) -> tuple[SignalRow, ...]:
+    """One row per named signal, in configuration order."""
+    stale = row_stale(view, now)
+    rows = []
+    for signal in named_signals(view.live):
+        state = effective_state(signal, stale)
+        detail = signal.detail
+        if state == "stale" and signal.state != "stale":
+            detail = f"the row has not been updated for over {STALE_INTERVALS} intervals"
+        rows.append(
+            SignalRow(
+                name=signal.name,
+                label=signal.label or signal.name,
+                value=Shown(value_text(signal.value, signal.unit, state), state),
+                source=signal.source,
+                detail=detail,
+                quiet=state in JUDGED and "past" not in detail,
+            )
+        )
+    return tuple(rows)
+
+
+def compare_data(view: ServiceView, baseline: ServiceView, now: float) -> CompareData:
+    """p95, error rate and every named signal of the canary, next to the baseline's.
+
+    Ratios come from :func:`compare_to_baseline` for p95 and error rate and
+    follow the same rule for named signals: only fresh values on both sides
+    (ok/warning/critical, rows not stale) are divided; otherwise "—".
+    """
+    canary_live, base_live = view.live, baseline.live
+    canary_stale, base_stale = row_stale(view, now), row_stale(baseline, now)
+    ratios: dict[str, float | None] = {}
+    if canary_live is not None and base_live is not None and not (canary_stale or base_stale):
+        ratios = compare_to_baseline(canary_live, base_live)
+    names = ["p95", "error_rate"] + [s.name for s in named_signals(canary_live)]
+    rows = []
+    for name in names:
+        mine = canary_live.signal(name) if canary_live else None
+        theirs = base_live.signal(name) if base_live else None
+        mine_state, their_state = effective_state(mine, canary_stale), effective_state(theirs, base_stale)
+        if name in ratios:
+            ratio = ratios[name]
+        else:
+            ratio = _ratio(mine, theirs) if mine_state in JUDGED and their_state in JUDGED else None
+        rate = name == "error_rate"
+        label = mine.label if mine is not None else name
+        rows.append(
+            CompareRow(
+                name=name,
+                label=label or name,
+                canary=shown_signal(mine, canary_stale, rate=rate),
+                baseline=shown_signal(theirs, base_stale, rate=rate) if base_live else Shown("—", "muted"),
+                ratio=format_ratio(ratio),
+                info=_compare_info(mine, mine_state, theirs, their_state, base_live is None),
+            )
+        )
+    return CompareData(view.name, baseline.name, tuple(rows))
+
+
+def _ratio(mine: SignalValue | None, theirs: SignalValue | None) -> float | None:
+    if mine is None or theirs is None or mine.value is None or theirs.value is None:
+        return None
+    if theirs.value == 0:
+        return 1.0 if mine.value == 0 else math.inf
+    return mine.value / theirs.value
+
+
+def _compare_info(
+    mine: SignalValue | None, mine_state: str, theirs: SignalValue | None, their_state: str,
+    no_baseline: bool,
+) -> Shown:
+    """Why a ratio is missing, or where the canary's value came from."""
+    if mine is not None and mine_state not in JUDGED:
+        return Shown(mine.detail, mine_state)
+    if no_baseline:
+        return Shown("baseline: waiting for its first value", "muted")
+    if theirs is None:
+        return Shown("baseline has no such signal", "muted")
+    if their_state not in JUDGED:
+        return Shown(f"baseline: {theirs.detail}", their_state)
+    return Shown(mine.source if mine is not None else "", "muted")
+
+
+def _labelled(label: str, shown: Shown) -> Shown:
+    return Shown(f"{label} {shown.text}", shown.state)

@@ -1,0 +1,303 @@
+"""The signal panels: health, latency, errors, named signals, canary vs baseline.
+
+Each panel holds one reactive projection from :mod:`panel_data`; assigning an
+equal one does nothing (Textual compares before it calls a watcher). When it
+does change, the watcher hands each piece to a :class:`Cell`, whose own
+reactive compares again — so a new probe that moves one number repaints that
+one cell, and the once-a-second tick repaints only :class:`Age` cells.
+
+Layout (narrow one-line rows, or bordered boxes when there is room) is CSS
+in ``ServiceDetail.DEFAULT_CSS``; the panels only decide what is in them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from textual.app import ComposeResult
+from textual.containers import HorizontalGroup, VerticalGroup
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Static
+
+from console.ui.text import safe_text
+from console.ui.widgets.panel_data import (
+    CompareData,
+    CompareRow,
+    ErrorsData,
+    HealthData,
+    LatencyData,
+    Shown,
+    SignalRow,
+)
+from console.ui.widgets.sparkline import SparkText
+from console.ui.widgets.styles import STATE_CLASSES, state_class
+
+CELL_LIMIT = 160
+"""The longest text a cell takes; a detail or reason longer than this is cut with "…"."""
+
+
+class Cell(Static):
+    """One piece of text in one state's colour; repaints only when either changes."""
+
+    shown: reactive[Shown] = reactive(Shown(""), layout=False, init=False)
+    """The text and its state."""
+
+    def __init__(self, shown: Shown | str = "", *, classes: str | None = None) -> None:
+        super().__init__(classes=classes)
+        self.set_reactive(Cell.shown, Shown(shown) if isinstance(shown, str) else shown)
+
+    def on_mount(self) -> None:
+        self._draw(self.shown)
+
+    def watch_shown(self, shown: Shown) -> None:
+        self._draw(shown)
+
+    def _draw(self, shown: Shown) -> None:
+        # Outside text (reasons, details, labels, units) is stripped of control
+        # sequences and never parsed as markup: a Text is taken literally.
+        self.update(safe_text(shown.text, limit=CELL_LIMIT))
+        wanted = state_class(shown.state)
+        for name in STATE_CLASSES:
+            self.set_class(name == wanted, name)
+
+    def show(self, shown: Shown | str) -> None:
+        """Set the text (a plain str has no state); an equal value repaints nothing."""
+        self.shown = Shown(shown) if isinstance(shown, str) else shown
+
+
+class Age(Cell):
+    """An age ("2s", "for 4m · updated 2s ago"): the only thing the clock tick repaints."""
+
+
+class HealthPanel(HorizontalGroup):
+    """State with its symbol, the reason, and how long ago (narrow: one line)."""
+
+    data: reactive[HealthData | None] = reactive(None, layout=False, init=False)
+    """What the panel shows, without ages."""
+
+    def compose(self) -> ComposeResult:
+        with HorizontalGroup(classes="head"):
+            yield Cell(classes="name")
+            yield Cell(classes="state")
+        yield Cell(classes="reason")
+        yield Age(classes="age")
+
+    def watch_data(self, data: HealthData | None) -> None:
+        if data is None:
+            return
+        self.query_one(".name", Cell).show(data.name)
+        self.query_one(".state", Cell).show(data.state)
+        self.query_one(".reason", Cell).show(data.reason)
+
+    def show_age(self, age: Shown) -> None:
+        """Called on every tick; repaints only when the text changes."""
+        self.query_one(Age).show(age)
+
+
+class LatencyPanel(VerticalGroup):
+    """p50/p95/p99 over 1m marked against thresholds, 5m values, a p95 sparkline."""
+
+    data: reactive[LatencyData | None] = reactive(None, layout=False, init=False)
+    """What the panel shows."""
+
+    def compose(self) -> ComposeResult:
+        with HorizontalGroup(classes="row now"):
+            yield Cell("latency 1m", classes="title")
+            yield Cell("1m", classes="window")
+            for p in ("p50", "p95", "p99"):
+                yield Cell(classes=f"value {p}")
+            yield SparkText(classes="spark inline")
+        with HorizontalGroup(classes="row five"):
+            yield Cell("5m", classes="window")
+            for p in ("p50", "p95", "p99"):
+                yield Cell(classes=f"value {p}")
+        with HorizontalGroup(classes="row history"):
+            yield Cell("p95", classes="window")
+            yield SparkText(classes="spark block")
+
+    def watch_data(self, data: LatencyData | None) -> None:
+        if data is None:
+            return
+        set_title(self, "latency" if data.source == "probe" else f"latency · {data.source}")
+        for row, values in (("now", data.now), ("five", data.five)):
+            for p, shown in zip(("p50", "p95", "p99"), values, strict=True):
+                self.query_one(f".{row} .{p}", Cell).show(shown)
+        for spark in self.query(SparkText):
+            spark.show(data.history)
+
+
+class ErrorsPanel(VerticalGroup):
+    """Error rate with its counts ("0.42% · 3 of 712 in 1m"), 5m, a rate sparkline."""
+
+    data: reactive[ErrorsData | None] = reactive(None, layout=False, init=False)
+    """What the panel shows."""
+
+    def compose(self) -> ComposeResult:
+        with HorizontalGroup(classes="row now"):
+            yield Cell("errors 1m", classes="title")
+            yield Cell(classes="value")
+            yield Cell(classes="counts")
+            yield SparkText(classes="spark inline")
+        with HorizontalGroup(classes="row five"):
+            yield Cell(classes="value")
+            yield Cell(classes="counts")
+        with HorizontalGroup(classes="row history"):
+            yield Cell("rate", classes="window")
+            yield SparkText(classes="spark block")
+
+    def watch_data(self, data: ErrorsData | None) -> None:
+        if data is None:
+            return
+        set_title(self, "errors" if data.source == "probe" else f"errors · {data.source}")
+        self.query_one(".now .value", Cell).show(data.rate)
+        self.query_one(".now .counts", Cell).show(Shown(data.counts, "muted"))
+        self.query_one(".five .value", Cell).show(data.rate_five)
+        self.query_one(".five .counts", Cell).show(Shown(data.counts_five, "muted"))
+        for spark in self.query(SparkText):
+            spark.show(data.history)
+
+
+RowData = TypeVar("RowData", SignalRow, CompareRow)
+
+
+class _Row(HorizontalGroup, Generic[RowData]):
+    """One row of a table panel; its data is reactive like a panel's."""
+
+    data: reactive[RowData | None] = reactive(None, layout=False, init=False)
+
+    def __init__(self, data: RowData) -> None:
+        super().__init__(classes="row")
+        self.set_reactive(_Row.data, data)
+
+    def on_mount(self) -> None:
+        if self.data is not None:
+            self.watch_data(self.data)
+
+    def watch_data(self, data: RowData | None) -> None:
+        raise NotImplementedError
+
+    def show_age(self, age: str) -> None:
+        """Called on every tick; repaints only when the text changes."""
+        self.query_one(Age).show(Shown(age, "muted"))
+
+
+class SignalRowView(_Row[SignalRow]):
+    """label · value and mark · source · age · detail."""
+
+    def compose(self) -> ComposeResult:
+        yield Cell(classes="label")
+        yield Cell(classes="value")
+        yield Cell(classes="source")
+        yield Age(classes="age")
+        yield Cell(classes="detail")
+
+    def watch_data(self, data: SignalRow | None) -> None:
+        if data is None or not self.is_mounted:
+            return
+        self.query_one(".label", Cell).show(data.label)
+        self.query_one(".value", Cell).show(data.value)
+        self.query_one(".source", Cell).show(Shown(data.source, "muted"))
+        detail_state = data.value.state if data.value.state in ("source_down", "stale") else "muted"
+        self.query_one(".detail", Cell).show(Shown(data.detail, detail_state))
+        self.set_class(data.quiet, "-quiet")
+
+
+class CompareRowView(_Row[CompareRow]):
+    """label · canary · baseline · ratio · canary's age · why / where from."""
+
+    def compose(self) -> ComposeResult:
+        yield Cell(classes="label")
+        yield Cell(classes="value canary")
+        yield Cell(classes="value baseline")
+        yield Cell(classes="ratio")
+        yield Age(classes="age")
+        yield Cell(classes="detail")
+
+    def watch_data(self, data: CompareRow | None) -> None:
+        if data is None or not self.is_mounted:
+            return
+        self.query_one(".label", Cell).show(data.label)
+        self.query_one(".canary", Cell).show(data.canary)
+        self.query_one(".baseline", Cell).show(data.baseline)
+        self.query_one(".ratio", Cell).show(data.ratio)
+        self.query_one(".detail", Cell).show(data.info)
+
+
+class _RowList(VerticalGroup):
+    """Rows keyed by signal name: a new set of names remounts, otherwise rows update in place."""
+
+    def _rows(self) -> list[_Row[SignalRow]] | list[_Row[CompareRow]]:
+        return list(self.query_children(_Row))  # type: ignore[arg-type]
+
+    def _sync(self, rows: Sequence[SignalRow] | Sequence[CompareRow], make: type[_Row[RowData]]) -> None:
+        current = self._rows()
+        if [r.data.name if r.data else None for r in current] != [r.name for r in rows]:
+            for widget in current:
+                widget.remove()
+            self.mount_all([make(r) for r in rows])  # type: ignore[arg-type]
+            return
+        for widget, row in zip(current, rows, strict=True):
+            widget.data = row  # type: ignore[assignment]
+
+    def show_ages(self, ages: Sequence[str]) -> None:
+        """One age per row, in order (rows not yet mounted catch up on the next tick)."""
+        for widget, age in zip(self._rows(), ages, strict=False):
+            if widget.is_mounted:
+                widget.show_age(age)
+
+
+class SignalsPanel(_RowList):
+    """The named signals, one row each."""
+
+    data: reactive[tuple[SignalRow, ...]] = reactive((), layout=True, init=False)
+    """The rows shown."""
+
+    def watch_data(self, data: tuple[SignalRow, ...]) -> None:
+        self._sync(data, SignalRowView)
+        self.display = bool(data)
+
+
+class ComparePanel(_RowList):
+    """The canary next to its baseline: p95, error rate, named signals, ratios."""
+
+    data: reactive[CompareData | None] = reactive(None, layout=True, init=False)
+    """The table shown; None hides the panel."""
+
+    def compose(self) -> ComposeResult:
+        with HorizontalGroup(classes="row header"):
+            yield Cell("canary vs", classes="label")
+            yield Cell(classes="value canary")
+            yield Cell(classes="value baseline")
+            yield Cell("ratio", classes="ratio")
+
+    def watch_data(self, data: CompareData | None) -> None:
+        self.display = data is not None
+        if data is None:
+            self._sync((), CompareRowView)
+            return
+        set_title(self, f"{data.canary} vs {data.baseline}")
+        self.query_one(".header .canary", Cell).show(Shown(data.canary, "muted"))
+        self.query_one(".header .baseline", Cell).show(Shown(data.baseline, "muted"))
+        self._sync(data.rows, CompareRowView)
+
+
+__all__ = [
+    "Age",
+    "Cell",
+    "ComparePanel",
+    "CompareRowView",
+    "ErrorsPanel",
+    "HealthPanel",
+    "LatencyPanel",
+    "SignalRowView",
+    "SignalsPanel",
+]
+
+
+def set_title(widget: Widget, title: str) -> None:
+    """Set a border title only when it differs: Textual repaints on every assignment."""
+    if getattr(widget, "_conn_title", None) != title:
+        widget._conn_title = title  # type: ignore[attr-defined]
+        widget.border_title = safe_text(title, limit=80)

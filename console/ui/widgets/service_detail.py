@@ -1,0 +1,193 @@
+"""The selected service in detail: the health, latency, errors, signals and canary panels.
+
+The dashboard sets three reactives — ``view``, ``baseline`` (for a canary)
+and ``now`` (every second) — and this widget turns them into each panel's
+projection (:mod:`panel_data`). Every panel compares before it draws, so a
+snapshot that changes nothing on screen costs no repaint and the clock tick
+repaints only the ages.
+
+Two layouts, chosen from the widget's own size rather than the terminal's,
+since the dashboard decides how much room the detail gets:
+
+* narrow (the 80x24 case, about 10–12 rows): one line per panel and per
+  signal, sparklines squeezed into what is left of a line, no 5m values; for a
+  canary the comparison table replaces the signals list (it has the same
+  rows, plus the baseline and the ratio); when even that does not fit, the
+  comparison's header goes.
+* wide (at least ``WIDE_MIN_WIDTH`` columns and tall enough for every box,
+  e.g. 120x40): bordered panels two by two, 5m values, full-width sparklines,
+  and the comparison below them.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Container
+from textual.events import Resize
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from console.engine.snapshot import ServiceView
+from console.ui.text import format_age
+from console.ui.widgets.panel_data import (
+    compare_data,
+    errors_data,
+    health_ages,
+    health_data,
+    latency_data,
+    named_signals,
+    signal_rows,
+)
+from console.ui.widgets.panels import (
+    Cell,
+    ComparePanel,
+    ErrorsPanel,
+    HealthPanel,
+    LatencyPanel,
+    SignalsPanel,
+)
+
+WIDE_MIN_WIDTH = 100
+"""Below this many columns the panels are one-line rows."""
+
+
+class ServiceDetail(Widget):
+    """Health, latency, errors, named signals and, for a canary, the comparison."""
+
+    DEFAULT_CSS = """
+    ServiceDetail { layout: vertical; overflow: hidden hidden; }
+    ServiceDetail Cell { width: auto; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    ServiceDetail .empty { display: none; color: $text-muted; padding: 0 1; }
+    ServiceDetail.-empty .empty { display: block; }
+    ServiceDetail.-empty .pair, ServiceDetail.-empty ComparePanel { display: none; }
+
+    ServiceDetail .pair { layout: vertical; width: 1fr; height: auto; }
+    ServiceDetail HealthPanel, ServiceDetail LatencyPanel, ServiceDetail ErrorsPanel,
+    ServiceDetail SignalsPanel, ServiceDetail ComparePanel { width: 1fr; height: auto; padding: 0 1; }
+    ServiceDetail .row { height: 1; width: 1fr; }
+    ServiceDetail .title, ServiceDetail .label { width: 14; color: $text-muted; }
+    ServiceDetail .window { width: 4; color: $text-muted; }
+    ServiceDetail .spark { color: $accent; }
+    ServiceDetail .five, ServiceDetail .history, ServiceDetail .now .window { display: none; }
+
+    ServiceDetail HealthPanel .head { width: auto; }
+    ServiceDetail HealthPanel .name { text-style: bold; max-width: 24; margin-right: 2; }
+    ServiceDetail HealthPanel .state { margin-right: 2; }
+    ServiceDetail HealthPanel .reason { width: 1fr; }
+    ServiceDetail HealthPanel .age { margin-left: 2; }
+
+    ServiceDetail LatencyPanel .value { min-width: 14; margin-right: 1; }
+    ServiceDetail ErrorsPanel .value { margin-right: 1; }
+    ServiceDetail ErrorsPanel .counts { margin-right: 2; }
+    ServiceDetail .spark.inline { margin-left: 1; }
+
+    ServiceDetail SignalRowView .value, ServiceDetail CompareRowView .value { min-width: 14; margin-right: 1; }
+    ServiceDetail .header .value { width: 15; margin-right: 1; }
+    ServiceDetail .source { width: 12; }
+    ServiceDetail .ratio { min-width: 7; margin-right: 1; text-style: bold; }
+    ServiceDetail .age { width: auto; min-width: 4; margin-right: 1; }
+    ServiceDetail .detail { width: 1fr; }
+    ServiceDetail SignalRowView.-quiet .detail { display: none; }
+    ServiceDetail SignalsPanel.-empty, ServiceDetail ComparePanel.-empty { display: none; }
+    ServiceDetail.-narrow.-compare SignalsPanel { display: none; }
+    ServiceDetail.-tight ComparePanel .header { display: none; }
+
+    ServiceDetail.-wide .pair { layout: horizontal; }
+    ServiceDetail.-wide HealthPanel, ServiceDetail.-wide LatencyPanel, ServiceDetail.-wide ErrorsPanel,
+    ServiceDetail.-wide SignalsPanel, ServiceDetail.-wide ComparePanel {
+        border: round $panel-lighten-2; border-title-color: $text-muted; padding: 0 1;
+    }
+    ServiceDetail.-wide HealthPanel { layout: vertical; width: 2fr; }
+    ServiceDetail.-wide HealthPanel .reason, ServiceDetail.-wide HealthPanel .age { width: 1fr; margin: 0; }
+    ServiceDetail.-wide LatencyPanel, ServiceDetail.-wide SignalsPanel { width: 3fr; }
+    ServiceDetail.-wide ErrorsPanel { width: 2fr; }
+    ServiceDetail.-wide .title, ServiceDetail.-wide .spark.inline { display: none; }
+    ServiceDetail.-wide .five, ServiceDetail.-wide .history, ServiceDetail.-wide .now .window { display: block; }
+    ServiceDetail.-wide SignalRowView.-quiet .detail { display: block; }
+
+    ServiceDetail .-s-up { color: $success; }
+    ServiceDetail .-s-degraded, ServiceDetail .-s-warning { color: $warning; }
+    ServiceDetail .-s-down, ServiceDetail .-s-critical { color: $error; text-style: bold; }
+    ServiceDetail .-s-source-down { color: $accent; text-style: italic; }
+    ServiceDetail .-s-unknown, ServiceDetail .-s-no-data, ServiceDetail .-s-muted { color: $text-muted; }
+    ServiceDetail .-s-stale { color: $text-muted; text-style: italic; }
+    ServiceDetail HealthPanel .-s-stale { color: $warning; text-style: bold; }
+    """
+
+    view: reactive[ServiceView | None] = reactive(None, init=False)
+    """The service shown (None: nothing selected)."""
+    baseline: reactive[ServiceView | None] = reactive(None, init=False)
+    """Its baseline when it is a canary; shows the comparison."""
+    now: reactive[float] = reactive(0.0, init=False)
+    """The clock time ages and staleness are judged against."""
+
+    def compose(self) -> ComposeResult:
+        yield Cell("select a service to see its signals", classes="empty")
+        with Container(classes="pair top"):
+            yield HealthPanel()
+            yield LatencyPanel()
+        with Container(classes="pair middle"):
+            yield ErrorsPanel()
+            yield SignalsPanel()
+        yield ComparePanel()
+
+    def on_mount(self) -> None:
+        self._update()
+
+    def watch_view(self) -> None:
+        self._update()
+
+    def watch_baseline(self) -> None:
+        self._update()
+
+    def watch_now(self) -> None:
+        self._update()
+
+    def on_resize(self, event: Resize) -> None:
+        self._fit()
+
+    def _update(self) -> None:
+        """Hand every panel its projection; equal projections draw nothing."""
+        if not self.is_mounted:
+            return
+        view, now = self.view, self.now
+        self.set_class(view is None, "-empty")
+        if view is None:
+            return
+        self.query_one(HealthPanel).data = health_data(view, now)
+        self.query_one(HealthPanel).show_age(health_ages(view, now))
+        self.query_one(LatencyPanel).data = latency_data(view, now)
+        self.query_one(ErrorsPanel).data = errors_data(view, now)
+        signals = self.query_one(SignalsPanel)
+        rows = signal_rows(view, now)
+        signals.data = rows
+        signals.set_class(not rows, "-empty")
+        ages = {s.name: _age(s.at, now) for s in named_signals(view.live)}
+        if view.live is not None:
+            ages |= {n: _age(s.at, now) for n in ("p95", "error_rate") if (s := view.live.signal(n))}
+        signals.show_ages([ages[r.name] for r in rows])
+        compare = self.query_one(ComparePanel)
+        table = compare_data(view, self.baseline, now) if self.baseline is not None else None
+        compare.data = table
+        compare.set_class(table is None, "-empty")
+        if table is not None:
+            compare.show_ages([ages.get(r.name, "—") for r in table.rows])
+        self._fit()
+
+    def _fit(self) -> None:
+        """Pick the layout that shows everything in the room this widget has."""
+        width, height = self.size
+        rows = len(self.query_one(SignalsPanel).data)
+        table = self.query_one(ComparePanel).data
+        compared = len(table.rows) if table is not None else 0
+        narrow_rows = 3 + (1 + compared if table is not None else rows)
+        wide_rows = 5 + max(5, rows + 2 if rows else 0) + (compared + 3 if table is not None else 0)
+        wide = width >= WIDE_MIN_WIDTH and height >= wide_rows
+        self.set_class(wide, "-wide")
+        self.set_class(not wide, "-narrow")
+        self.set_class(table is not None, "-compare")
+        self.set_class(not wide and narrow_rows > height, "-tight")
+
+
+def _age(at: float | None, now: float) -> str:
+    return format_age(None if at is None else now - at)

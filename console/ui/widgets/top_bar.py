@@ -1,0 +1,44 @@
+"""The one-line header: environment, store, and whether this console leads."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from console.engine.snapshot import Snapshot
+from console.ui.text import safe_markup
+
+
+class TopBar(Horizontal):
+    """Environment · store · role (LEADER / follower of …)."""
+
+    DEFAULT_CSS = """
+    TopBar Static { width: auto; margin-right: 2; }
+    TopBar .store { width: 1fr; color: $text-muted; }
+    """
+
+    snapshot: reactive[Snapshot | None] = reactive(None)
+    """The snapshot whose header is shown."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("Conn", classes="env")
+        yield Static("", classes="store")
+        yield Static("", classes="role")
+
+    def watch_snapshot(self, snapshot: Snapshot | None) -> None:
+        if snapshot is None:
+            return
+        self.query_one(".env", Static).update(f"[b]Conn[/b] · {safe_markup(snapshot.environment, limit=30)}")
+        self.query_one(".store", Static).update(safe_markup(snapshot.store_url, limit=120))
+        if snapshot.role == "leader":
+            role = "● LEADER"
+        elif snapshot.role == "follower":
+            leader = snapshot.leader or "no leader writing"
+            role = f"○ follower of {safe_markup(leader, limit=40)}"
+        else:
+            role = "… starting"
+        self.query_one(".role", Static).update(role)
+        self.set_class(snapshot.role == "leader", "leader")
+        self.set_class(snapshot.role == "follower", "follower")

@@ -1,0 +1,439 @@
+"""One contract, two backends: every EventStore behaves the same on SQLite and PostgreSQL.
+
+The PostgreSQL case runs on a real throwaway server (tests/fixtures/postgres.py);
+it fails — never skips — when the server binaries are missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import re
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from console.errors import (
+    ConcurrencyError,
+    NotAConnDatabase,
+    SchemaTooNew,
+    StateDirError,
+    StoreError,
+)
+from console.model.events import GENESIS_HASH, Actor, Event, NewEvent, verify_chain
+from console.store import EventStore, open_store, sqlite_path
+from tests.fixtures.postgres import PostgresServer, postgres_dsn, postgres_server  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[2]
+ALICE = Actor("alice", "10.0.0.7")
+BOB = Actor("bob")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL to an empty store of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'state' / 'conn.db'}"
+    dsn: str = request.getfixturevalue("postgres_dsn")
+    return dsn
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[EventStore]:
+    """An open store, closed after the test."""
+    opened = await open_store(store_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def raw_execute(url: str, sql_sqlite: str, sql_postgres: str, *args: object) -> None:
+    """Change the database behind the store's back, with the raw driver."""
+    if url.startswith("sqlite:"):
+        conn = sqlite3.connect(sqlite_path(url))
+        with conn:
+            conn.execute(sql_sqlite, args)
+        conn.close()
+    else:
+        pg = await asyncpg.connect(url)
+        try:
+            await pg.execute(sql_postgres, *args)
+        finally:
+            await pg.close()
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+# -- the contract ---------------------------------------------------------------
+
+
+async def test_append_read_and_versions(store: EventStore) -> None:
+    assert await store.stream_version("flag/checkout_v2") == 0
+    assert await store.read_stream("flag/checkout_v2") == []
+    v1 = await store.append(
+        "flag/checkout_v2", 0,
+        [NewEvent("flag.created", {"variants": {"on": True, "off": False}, "rate": 0.25},
+                  reason="ticket 12")],
+        actor=ALICE, at=1_700_000_000,
+    )
+    v2 = await store.append(
+        "rollout/checkout", 0,
+        [NewEvent("rollout.started", {"stage": 1}), NewEvent("stage.entered", {"n": [1, "é"]})],
+        actor=BOB, at=1_700_000_001.5,
+    )
+    v3 = await store.append(
+        "flag/checkout_v2", 1, [NewEvent("flag.toggled", {"on": False})], actor=BOB, at=1_700_000_002.25
+    )
+    assert (v1, v2, v3) == (1, 2, 2)
+    assert await store.stream_version("rollout/checkout") == 2
+    assert await store.stream_version("flag/checkout_v2") == 2
+
+    flag = await store.read_stream("flag/checkout_v2")
+    assert [(e.version, e.type, e.position) for e in flag] == [(1, "flag.created", 1), (2, "flag.toggled", 4)]
+    first = flag[0]
+    assert first.actor == "alice@10.0.0.7"
+    assert first.reason == "ticket 12"
+    assert first.time == 1_700_000_000.0
+    assert first.payload == {"variants": {"on": True, "off": False}, "rate": 0.25}
+    assert first.prev_hash == GENESIS_HASH
+    assert len({e.id for e in await store.read_all()}) == 4
+
+    everything = await store.read_all()
+    assert [e.position for e in everything] == [1, 2, 3, 4]
+    assert [e.prev_hash for e in everything[1:]] == [e.hash for e in everything[:-1]]
+    assert verify_chain(everything) is None
+    assert [e.position for e in await store.read_all(after=1, limit=2)] == [2, 3]
+    assert await store.read_all(after=4) == []
+
+
+async def test_stale_version_names_the_winner_and_writes_nothing(store: EventStore) -> None:
+    await store.append("rollout/checkout", 0, [NewEvent("rollout.started")], actor=BOB, at=1.0)
+    await store.append(
+        "rollout/checkout", 1, [NewEvent("stage.advanced", reason="gates passed")], actor=ALICE, at=2.0
+    )
+    with pytest.raises(ConcurrencyError) as caught:
+        await store.append("rollout/checkout", 1, [NewEvent("rollout.held")], actor=BOB, at=3.0)
+    error = caught.value
+    assert (error.stream, error.expected, error.actual) == ("rollout/checkout", 1, 2)
+    assert "alice@10.0.0.7" in error.winner
+    assert "stage.advanced" in error.winner
+    assert "gates passed" in str(error)
+    assert await store.stream_version("rollout/checkout") == 2
+    assert len(await store.read_all()) == 2
+
+    with pytest.raises(ConcurrencyError) as ahead:
+        await store.append("flag/empty", 3, [NewEvent("flag.set")], actor=BOB, at=3.0)
+    assert ahead.value.actual == 0
+
+
+async def test_bad_input_is_refused_before_writing(store: EventStore) -> None:
+    with pytest.raises(ValueError, match="stream name"):
+        await store.append("no-slash", 0, [NewEvent("x")], actor=BOB, at=1.0)
+    with pytest.raises(ValueError, match="plain JSON"):
+        await store.append("flag/x", 0, [NewEvent("x", {"v": math.nan})], actor=BOB, at=1.0)
+    with pytest.raises(ValueError, match="plain JSON"):
+        await store.append("flag/x", 0, [NewEvent("x", {"v": object()})], actor=BOB, at=1.0)
+    with pytest.raises(ValueError, match="NUL"):
+        await store.append("flag/x", 0, [NewEvent("x", reason="a\x00b")], actor=BOB, at=1.0)
+    with pytest.raises(ValueError, match="nothing to append"):
+        await store.append("flag/x", 0, [], actor=BOB, at=1.0)
+    with pytest.raises(ValueError, match="plain JSON"):
+        await store.write_live("checkout", {"p95": math.inf}, at=1.0, writer="w")
+    assert await store.read_all() == []
+    assert await store.read_live() == {}
+
+
+async def test_payloads_read_back_exactly_so_the_chain_verifies(store: EventStore) -> None:
+    payload = {"big": 1e100, "tiny": 5e-324, "int": 2**62, "nested": {"b": [None, True], "a": "\u2603\t"}}
+    await store.append("flag/x", 0, [NewEvent("flag.set", payload)], actor=BOB, at=0.1 + 0.2)
+    (event,) = await store.read_all()
+    assert event.payload == payload
+    assert event.time == 0.1 + 0.2
+    assert verify_chain([event]) is None
+
+
+async def test_subscribe_sees_events_appended_by_another_connection(
+    store: EventStore, store_url: str
+) -> None:
+    await store.append("flag/a", 0, [NewEvent("flag.created")], actor=BOB, at=1.0)
+    seen: list[Event] = []
+    done = asyncio.Event()
+
+    async def follow() -> None:
+        async for event in store.subscribe(after=0):
+            seen.append(event)
+            if len(seen) == 3:
+                done.set()
+                return
+
+    task = asyncio.create_task(follow())
+    other = await open_store(store_url)
+    try:
+        await asyncio.sleep(0.1)
+        await other.append("flag/a", 1, [NewEvent("flag.toggled")], actor=ALICE, at=2.0)
+        await other.append("flag/b", 0, [NewEvent("flag.created")], actor=ALICE, at=3.0)
+        await asyncio.wait_for(done.wait(), timeout=5)
+    finally:
+        await other.close()
+        task.cancel()
+    assert [(e.position, e.type) for e in seen] == [
+        (1, "flag.created"), (2, "flag.toggled"), (3, "flag.created")
+    ]
+    late = store.subscribe(after=2)
+    assert isinstance(late, AsyncGenerator)  # so callers can aclose() it
+    assert (await anext(late)).position == 3
+    await late.aclose()
+
+
+async def test_live_rows_are_overwritten(store: EventStore) -> None:
+    await store.write_live("checkout", {"p95_ms": 180, "state": "ok"}, at=10.0, writer="agent@h1")
+    await store.write_live("search", {"p95_ms": 40}, at=10.5, writer="agent@h1")
+    await store.write_live("checkout", {"p95_ms": 950, "state": "degraded"}, at=11.0, writer="agent@h2")
+    live = await store.read_live()
+    assert set(live) == {"checkout", "search"}
+    assert live["checkout"].data == {"p95_ms": 950, "state": "degraded"}
+    assert (live["checkout"].updated_at, live["checkout"].writer) == (11.0, "agent@h2")
+    assert live["search"].data == {"p95_ms": 40}
+    assert await store.read_all() == []  # live values are not events
+
+
+async def test_reopening_keeps_everything(store_url: str) -> None:
+    first = await open_store(store_url)
+    await first.append("incident/42", 0, [NewEvent("incident.opened")], actor=ALICE, at=1.0)
+    await first.close()
+    await first.close()  # idempotent
+    with pytest.raises(StoreError, match="closed"):
+        await first.read_all()
+    second = await open_store(store_url)
+    try:
+        assert [e.type for e in await second.read_stream("incident/42")] == ["incident.opened"]
+        assert "secret" not in second.url
+    finally:
+        await second.close()
+
+
+async def test_hand_edited_row_is_caught_at_its_position(store: EventStore, store_url: str) -> None:
+    for n in range(4):
+        await store.append(f"flag/f{n}", 0, [NewEvent("flag.set", {"n": n})], actor=BOB, at=float(n))
+    assert verify_chain(await store.read_all()) is None
+    await raw_execute(
+        store_url,
+        "UPDATE events SET payload = ? WHERE position = 3",
+        "UPDATE conn_events SET payload = $1 WHERE position = 3",
+        json.dumps({"n": 99}),
+    )
+    broken = verify_chain(await store.read_all())
+    assert broken is not None
+    assert (broken.position, broken.stream) == (3, "flag/f2")
+    assert "edited" in broken.problem
+
+
+RACER = """
+import asyncio, sys, time
+from console.errors import ConcurrencyError
+from console.model.events import Actor, NewEvent
+from console.store import open_store
+
+async def main(url, me):
+    store = await open_store(url)
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    started = time.perf_counter()
+    try:
+        await store.append("rollout/checkout", 1, [NewEvent("stage.advanced", {"by": me})],
+                           actor=Actor(me), at=time.time())
+        outcome = "won"
+    except ConcurrencyError as e:
+        outcome = "lost " + e.winner
+    print(f"{time.perf_counter() - started:.4f} {outcome}", flush=True)
+    await store.close()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+@pytest.mark.slow
+async def test_twenty_processes_race_and_exactly_one_wins(store: EventStore, store_url: str) -> None:
+    await store.append("rollout/checkout", 0, [NewEvent("rollout.started")], actor=BOB, at=1.0)
+    racers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", RACER, store_url, f"op{n}",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=child_env(),
+        )
+        for n in range(20)
+    ]
+    try:
+        for racer in racers:
+            assert racer.stdout is not None
+            assert await asyncio.wait_for(racer.stdout.readline(), 30) == b"ready\n"
+        started = time.perf_counter()
+        for racer in racers:
+            assert racer.stdin is not None
+            racer.stdin.write(b"go\n")
+        await asyncio.gather(*(racer.stdin.drain() for racer in racers if racer.stdin))
+        lines = [
+            (await asyncio.wait_for(racer.stdout.readline(), 30)).decode().strip()
+            for racer in racers if racer.stdout
+        ]
+        elapsed = time.perf_counter() - started
+        assert all([await asyncio.wait_for(r.wait(), 10) == 0 for r in racers])
+    finally:
+        for racer in racers:
+            if racer.returncode is None:
+                racer.kill()
+                await racer.wait()
+    outcomes = [line.split(" ", 1)[1] for line in lines]
+    winners = [n for n, outcome in enumerate(outcomes) if outcome == "won"]
+    assert len(winners) == 1, lines
+    winner = f"op{winners[0]}"
+    losers = [outcome for outcome in outcomes if outcome != "won"]
+    assert len(losers) == 19
+    assert all(f"lost {winner} stage.advanced on rollout/checkout v2" in o for o in losers), losers
+    assert await store.stream_version("rollout/checkout") == 2
+    assert verify_chain(await store.read_all()) is None
+    slowest = max(float(line.split(" ", 1)[0]) for line in lines)
+    print(f"\n[{store.url.split(':')[0]}] 20-process race: all answered {elapsed * 1000:.0f} ms "
+          f"after go; slowest append {slowest * 1000:.0f} ms")
+
+
+async def test_postgres_url_hides_the_password(postgres_server: PostgresServer) -> None:  # noqa: F811
+    dsn = postgres_server.dsn().replace("conn@", "conn:s3cret@") + "?password=s3cret"
+    opened = await open_store(dsn)
+    try:
+        assert "s3cret" not in opened.url
+        assert opened.url.startswith("postgresql://conn@127.0.0.1:")
+    finally:
+        await opened.close()
+
+
+async def test_postgres_schema_too_new_is_refused(postgres_dsn: str) -> None:  # noqa: F811
+    opened = await open_store(postgres_dsn)
+    await opened.close()
+    await raw_execute(postgres_dsn, "", "UPDATE conn_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(SchemaTooNew, match="99"):
+        await open_store(postgres_dsn)
+
+
+async def test_unknown_scheme_and_unreachable_server_are_store_errors() -> None:
+    with pytest.raises(StoreError, match=r"sqlite:///.*postgresql://"):
+        await open_store("mysql://db/conn")
+    with pytest.raises(StoreError, match="sqlite:///"):
+        await open_store("sqlite://relative/conn.db")
+    with pytest.raises(StoreError, match=r"127\.0\.0\.1") as unreachable:
+        await open_store("postgresql://conn:s3cret@127.0.0.1:1/conn")
+    with pytest.raises(StoreError, match="not a usable PostgreSQL URL") as broken:
+        await open_store("postgresql://conn:s3cret@[::1:5/conn")
+    assert "s3cret" not in str(unreachable.value) + str(broken.value)
+
+
+# -- SQLite: opening files that are not ours ----------------------------------------
+
+
+def snapshot(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+async def test_sqlite_refuses_a_file_that_is_not_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database\n" * 200)
+    before = snapshot(path)
+    with pytest.raises(NotAConnDatabase, match=re.escape(str(path))):
+        await open_store(f"sqlite://{path}")
+    assert snapshot(path) == before
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1, 'x');",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('app', 'other');",
+        "CREATE TABLE meta (a, b, c);",
+        "PRAGMA user_version = 3;",
+    ],
+)
+async def test_sqlite_refuses_someone_elses_database(tmp_path: Path, setup: str) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(setup)
+    conn.close()
+    before = snapshot(path)
+    with pytest.raises(NotAConnDatabase, match=re.escape(str(path))):
+        await open_store(f"sqlite://{path}")
+    assert snapshot(path) == before
+
+
+async def test_sqlite_refuses_a_newer_schema_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "conn.db"
+    created = await open_store(f"sqlite://{path}")
+    await created.append("flag/x", 0, [NewEvent("flag.set")], actor=BOB, at=1.0)
+    await created.close()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    conn.close()
+    before = snapshot(path)
+    with pytest.raises(SchemaTooNew, match="schema version 7"):
+        await open_store(f"sqlite://{path}")
+    assert snapshot(path) == before
+
+
+async def test_sqlite_state_dir_that_cannot_exist(tmp_path: Path) -> None:
+    # Root ignores permission bits, so use a directory path that runs through a
+    # regular file: mkdir fails with ENOTDIR for every user.
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("I am a file")
+    target = blocker / "sub" / "conn.db"
+    with pytest.raises(StateDirError, match=re.escape(str(blocker / "sub"))):
+        await open_store(f"sqlite://{target}")
+    assert blocker.read_text() == "I am a file"
+
+
+async def test_sqlite_creates_missing_dirs_and_fills_an_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "conn.db"
+    made = await open_store(f"sqlite://{path}")
+    assert made.url == f"sqlite://{path}"
+    await made.close()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    filled = await open_store(f"sqlite:///{empty}")  # four slashes mean the same file
+    await filled.append("flag/x", 0, [NewEvent("flag.set")], actor=BOB, at=1.0)
+    await filled.close()
+    conn = sqlite3.connect(empty)
+    assert dict(conn.execute("SELECT key, value FROM meta")) == {"app": "conn", "schema_version": "1"}
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+OPENER = """
+import asyncio, sys
+from console.store import open_store
+async def main(url):
+    store = await open_store(url)
+    await store.close()
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_sqlite_processes_creating_one_new_file_at_once(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'new' / 'conn.db'}"
+    openers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", OPENER, url, env=child_env(), stderr=asyncio.subprocess.PIPE
+        )
+        for _ in range(6)
+    ]
+    results = [await asyncio.wait_for(p.communicate(), 30) for p in openers]
+    assert [p.returncode for p in openers] == [0] * 6, [err for _, err in results]
+    reopened = await open_store(url)
+    assert await reopened.read_all() == []
+    await reopened.close()

@@ -1,0 +1,148 @@
+"""Config: the example validates; each class of error names its key and value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from console.config import find_config, load_config, parse_config
+from console.errors import ConfigError, ConfigNotFound
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = """
+[services.checkout]
+health_url = "http://127.0.0.1:8081/api/health"
+interval = "5s"
+timeout = "2s"
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source="conn.toml")
+    return caught.value.problems
+
+
+def test_example_config_validates() -> None:
+    config, _ = load_config(ROOT / "config.example.toml")
+    assert set(config.services) == {"checkout", "checkout-canary", "payments", "search"}
+    assert config.services["checkout-canary"].baseline == "checkout"
+    assert config.thresholds_for("checkout")["p95"].critical == 375.0  # profile beats defaults
+    assert config.thresholds_for("payments")["error_rate"].warning == 1.0
+
+
+def test_durations_and_defaults() -> None:
+    config = parse_config(GOOD)
+    service = config.services["checkout"]
+    assert (service.interval, service.timeout, service.follow_redirects) == (5.0, 2.0, False)
+    assert parse_config(GOOD.replace('"5s"', '"500ms"')).services["checkout"].interval == 0.5
+
+
+def test_bad_duration_names_key_and_value() -> None:
+    assert problems(GOOD.replace('"5s"', '"fast"')) == [
+        'services.checkout.interval: "fast" is not a duration (examples: "500ms", "2s", "5m", "1h")'
+    ]
+
+
+def test_unknown_key_suggests_the_near_one() -> None:
+    found = problems(GOOD.replace("timeout", "timout"))
+    assert found == ["services.checkout.timout: unknown key. Did you mean 'timeout'?"]
+    assert problems("enviroment = 'x'") == ["enviroment: unknown key. Did you mean 'environment'?"]
+
+
+def test_every_problem_is_reported_not_just_the_first() -> None:
+    text = "storee = 1\n" + GOOD.replace('"5s"', '"fast"').replace('"2s"', "-1")
+    found = problems(text)
+    assert len(found) == 3
+    assert any(p.startswith("services.checkout.timeout: -1") for p in found)
+    assert any(p.startswith("storee: unknown key") for p in found)
+
+
+def test_missing_required_key() -> None:
+    assert problems("[services.checkout]\ninterval = '5s'\n") == [
+        "services.checkout.health_url: required key is missing"
+    ]
+
+
+def test_wrong_type_and_bad_url() -> None:
+    found = problems(GOOD.replace('"http://127.0.0.1:8081/api/health"', '"ftp://x"'))
+    assert found == ["services.checkout.health_url: \"ftp://x\" is not an http:// or https:// URL"]
+    found = problems(GOOD + "follow_redirects = 'maybe'\n")
+    assert found[0].startswith('services.checkout.follow_redirects: "maybe"')
+
+
+def test_threshold_order_and_references() -> None:
+    found = problems(GOOD + "[services.checkout.thresholds.p95]\nwarning = 10\ncritical = 5\n")
+    assert found == [
+        "services.checkout.thresholds.p95: critical (5) must be ≥ warning (10) when direction is 'above'"
+    ]
+    found = problems(GOOD + "baseline = 'chekout'\n")
+    assert "services.checkout.baseline: 'chekout' is not a service. Did you mean 'checkout'?" in found[0]
+
+
+def test_promql_needs_prometheus() -> None:
+    found = problems(GOOD + "[services.checkout.signals.hits]\npromql = 'up'\n")
+    assert "uses PromQL but [sources.prometheus] is not configured" in found[0]
+
+
+def test_signal_needs_exactly_one_source() -> None:
+    found = problems(GOOD + "[services.checkout.signals.hits]\nunit = '%'\n")
+    assert found == ["services.checkout.signals.hits: set exactly one of json_path or promql"]
+
+
+def test_toml_syntax_error_has_line_and_column() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config("[services.checkout\nhealth_url = 1\n", source="conn.toml")
+    assert "conn.toml: not valid TOML" in str(caught.value)
+    assert "line 1" in str(caught.value) and "column" in str(caught.value)
+
+
+def test_missing_config_names_places_and_points_to_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("CONN_CONFIG", str(tmp_path / "env.toml"))
+    with pytest.raises(ConfigNotFound) as caught:
+        find_config()
+    message = str(caught.value)
+    for place in (tmp_path / "env.toml", tmp_path / "conn.toml", tmp_path / "xdg/conn/conn.toml"):
+        assert str(place) in message
+    assert "conn demo" in message and "config.example.toml" in message
+
+
+def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("CONN_CONFIG", raising=False)
+    (tmp_path / "xdg/conn").mkdir(parents=True)
+    (tmp_path / "xdg/conn/conn.toml").write_text(GOOD)
+    assert find_config() == tmp_path / "xdg/conn/conn.toml"
+    (tmp_path / "conn.toml").write_text(GOOD)
+    assert find_config() == tmp_path / "conn.toml"
+    monkeypatch.setenv("CONN_CONFIG", str(tmp_path / "env.toml"))
+    (tmp_path / "env.toml").write_text(GOOD)
+    assert find_config() == tmp_path / "env.toml"
+    assert find_config(tmp_path / "xdg/conn/conn.toml") == tmp_path / "xdg/conn/conn.toml"
+
+
+def test_conn_check_cli_exit_codes(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD.replace('"5s"', '"fast"'))
+    run = subprocess.run(
+        [sys.executable, "-m", "console", "check", "--config", str(bad)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 1
+    assert 'services.checkout.interval: "fast" is not a duration' in run.stderr
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    run = subprocess.run(
+        [sys.executable, "-m", "console", "check", "--config", str(good)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "ok" in run.stdout and "1 services" in run.stdout
