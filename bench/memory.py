@@ -2,9 +2,10 @@
 
 Feeds ``ServiceSignals`` for 200 services, one probe every 5 s each, for 24
 simulated hours (17,280 samples per service, 3.5 million in all) on a
-FakeClock, in process, taking a snapshot of every service every 10 simulated
-minutes (history and threshold timers advance there too). Prints the resident set size every 2 simulated
-hours, then the cost of one ``snapshot()`` with full windows.
+FakeClock, in process, snapshotting every service every 10 simulated minutes
+(history and threshold timers advance there too). Prints the resident set
+size every 2 simulated hours, then the cost of one ``snapshot()`` with full
+windows.
 
     .venv/bin/python bench/memory.py [--services 200] [--hours 24] [--interval 5]
 """
@@ -21,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from console.model.clock import FakeClock  # noqa: E402
-from console.model.health import ProbeResult  # noqa: E402
-from console.model.signals import ServiceSignals  # noqa: E402
-from console.model.thresholds import SignalSpec, Threshold  # noqa: E402
+from console.model.clock import FakeClock
+from console.model.health import ProbeResult
+from console.model.signals import ServiceSignals
+from console.model.thresholds import SignalSpec, Threshold
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

@@ -74,6 +74,16 @@ class ServiceConfig(Strict):
             raise ValueError(f"{value!r} is not an http:// or https:// URL")
         return value
 
+    @field_validator("signals")
+    @classmethod
+    def _custom_names(cls, value: dict[str, SignalSpec]) -> dict[str, SignalSpec]:
+        if clash := sorted(set(value) & set(BUILTIN_SIGNALS)):
+            raise ValueError(
+                f"{', '.join(clash)} {'is' if len(clash) == 1 else 'are'} built in "
+                "(measured by the prober); give the custom signal another name"
+            )
+        return value
+
     @field_validator("interval")
     @classmethod
     def _interval(cls, value: float) -> float:

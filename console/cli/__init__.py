@@ -56,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from console.secrets import RedactingFilter
 
+    # One line per request would drown the agent's journal.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())
     handler_fn: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)

@@ -39,21 +39,21 @@ async def _agent(args: argparse.Namespace) -> int:
             ctx.config_path, ctx.store.url, len(ctx.config.services),
         )
         async with engine:
-            last: dict[str, str] = {}
-            waiter = asyncio.ensure_future(stop.wait())
-            snapshots = engine.snapshots()
-            while not stop.is_set():
-                step = asyncio.ensure_future(anext(snapshots))
-                done, _ = await asyncio.wait({step, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                if step not in done:
-                    step.cancel()
-                    break
-                for view in step.result().services:
-                    health = view.live.health if view.live else "unknown"
-                    if last.get(view.name) != health:
-                        last[view.name] = health
-                        reason = view.live.reason if view.live else "no value yet"
-                        log.info("%s is %s: %s", view.name, health, reason)
-            await snapshots.aclose()
+            watcher = asyncio.ensure_future(_log_changes(engine))
+            await stop.wait()
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
         log.info("stopped cleanly")
     return 0
+
+
+async def _log_changes(engine: Engine) -> None:
+    """Log each service's health when it changes (a journal of what the agent saw)."""
+    last: dict[str, str] = {}
+    async for snapshot in engine.snapshots():
+        for view in snapshot.services:
+            health = view.live.health if view.live else "unknown"
+            if last.get(view.name) != health:
+                last[view.name] = health
+                reason = view.live.reason if view.live else "no value yet"
+                log.info("%s is %s: %s", view.name, health, reason)

@@ -203,7 +203,7 @@ def _list(service: FlagService, *, json_output: bool) -> int:
         return 0
     if not views:
         print("(no flags: define them under [flags.define.NAME] in the config)")
-    width = max((len(v.name) for v in views), default=4)
+    width = max([4, *(len(v.name) for v in views)])
     print(f"{'NAME':<{width}}  {'STATE':<8} {'PERCENT':>7}  {'ALLOW':>5}  LAST CHANGE")
     for view in views:
         groups = f" +{','.join(view.groups)}" if view.groups else ""

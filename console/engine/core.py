@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 from pydantic import ValidationError
 
@@ -144,7 +144,7 @@ class Engine:
         """The latest snapshot."""
         return self._snapshot
 
-    async def snapshots(self) -> AsyncIterator[Snapshot]:
+    async def snapshots(self) -> AsyncGenerator[Snapshot, None]:
         """The current snapshot, then each different one, forever."""
         last: Snapshot | None = None
         while True:
@@ -283,7 +283,8 @@ class Engine:
             thresholds=self.config.thresholds_for(name),
             signals=spec.signals,
             baseline=spec.baseline,
-            prometheus_interval=prometheus.interval if prometheus else None,
+            prometheus=[k for k, q in spec.queries.model_dump().items() if q] if prometheus else (),
+            prometheus_interval=prometheus.interval if prometheus else 15.0,
         )
 
     async def _probe_loop(self, name: str, spec: ServiceConfig) -> None:

@@ -117,8 +117,11 @@ def format_percent(weight: int) -> str:
 
 
 def suggest(name: str, among: Iterable[str]) -> str:
-    """`` Did you mean 'x'?`` or nothing."""
-    match = get_close_matches(name, list(among), n=1)
+    """`` Did you mean 'x'?`` (a close spelling, or the one name it starts) or nothing."""
+    names = list(among)
+    match = get_close_matches(name, names, n=1)
+    if not match and name:
+        match = [n for n in names if n.lower().startswith(name.lower())][:1]
     return f" Did you mean {match[0]!r}?" if match else ""
 
 

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from console.model.health import HealthState, ProbeResult
+from console.model.sanitize import clean_text
 from console.model.sketch import SlidingWindows, WindowSummary
 from console.model.thresholds import BUILTIN_SIGNALS, SignalSpec, Threshold
 
@@ -55,7 +56,10 @@ _PROMETHEUS_SCALE = {"p50": 1000.0, "p95": 1000.0, "p99": 1000.0, "error_rate": 
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """Immutable, compared by value. Unknown fields are ignored, not refused: in
+    team mode a follower may read a live row written by a newer leader."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class ThresholdView(_Frozen):
@@ -406,13 +410,13 @@ class ServiceSignals:
             detail = f"1m window, {window.count:,} successful probes"
             empty = "no successful probe in the last 1m"
         if last is None:
-            return self._judged(base, None, None, "no_data", "no probe yet", now)
+            return self._judged(base, None, None, "no_data", "no probe yet")
         limit = STALE_INTERVALS * self.interval
         if now - last.at > limit:
-            return self._judged(base, value, last.at, "stale", _stale_detail(limit, self.interval), now)
+            return self._judged(base, value, last.at, "stale", _stale_detail(limit, self.interval))
         if value is None:
-            return self._judged(base, None, last.at, "no_data", empty, now)
-        return self._judged(base, value, last.at, None, detail, now, judged_at=now)
+            return self._judged(base, None, last.at, "no_data", empty)
+        return self._judged(base, value, last.at, None, detail, judged_at=now)
 
     def _named(self, name: str, spec: SignalSpec, now: float) -> SignalValue:
         if spec.promql is not None:
@@ -427,21 +431,21 @@ class ServiceSignals:
         reading = self._readings.get(name)
         if reading is None:
             waiting = "no probe yet" if source == "health-json" else "waiting for Prometheus"
-            return self._judged(base, None, None, "no_data", waiting, now)
+            return self._judged(base, None, None, "no_data", waiting)
         value = None if reading.value is None else _round(reading.value)
         limit = STALE_INTERVALS * interval
         if now - reading.at > limit:
-            return self._judged(base, value, reading.at, "stale", _stale_detail(limit, interval), now)
+            return self._judged(base, value, reading.at, "stale", _stale_detail(limit, interval))
         if reading.error is not None:
-            return self._judged(base, None, reading.at, "source_down", reading.error, now)
+            return self._judged(base, None, reading.at, "source_down", reading.error)
         if value is None:
-            return self._judged(base, None, reading.at, "no_data", reading.why_none, now)
+            return self._judged(base, None, reading.at, "no_data", reading.why_none)
         detail = f"{path} in the health JSON" if path else "from Prometheus"
-        return self._judged(base, value, reading.at, None, detail, now, judged_at=reading.at)
+        return self._judged(base, value, reading.at, None, detail, judged_at=reading.at)
 
     def _judged(
         self, base: dict[str, Any], value: float | None, at: float | None,
-        state: SignalState | None, detail: str, now: float, judged_at: float | None = None,
+        state: SignalState | None, detail: str, judged_at: float | None = None,
     ) -> SignalValue:
         """Build the value; when ``state`` is None, judge it against its threshold.
 
@@ -551,7 +555,6 @@ def _seconds(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def _clip(text: str, limit: int = 120) -> str:
-    """One line of at most ``limit`` characters: outside text never floods a panel."""
-    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+def _clip(text: str) -> str:
+    """One clean line of outside text (a probe's reason, a source's error) for a detail."""
+    return clean_text(text, limit=160)

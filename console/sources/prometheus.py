@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from console.errors import ConsoleError, SourceError
+from console.model.sanitize import clean_text
 
 if TYPE_CHECKING:
     from console.config import PrometheusConfig, ServiceConfig
@@ -45,7 +46,9 @@ class PrometheusSource:
         secret_lookup: reads the bearer token or basic-auth password by the
             secret's name; called once, on the first query, and again after
             a failed lookup (so setting the secret fixes a running console).
-        transport: for tests only (an ``httpx`` transport).
+
+    Raises:
+        SourceError: the configured CA bundle cannot be read.
     """
 
     def __init__(
@@ -53,7 +56,6 @@ class PrometheusSource:
         config: PrometheusConfig,
         *,
         secret_lookup: SecretLookup | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
         self._secret_lookup = secret_lookup
@@ -64,11 +66,15 @@ class PrometheusSource:
         """The URL as shown in errors: never with credentials in it."""
         verify: ssl.SSLContext | bool = True
         if config.ca_bundle is not None:
-            verify = ssl.create_default_context(cafile=str(config.ca_bundle))
+            try:
+                verify = ssl.create_default_context(cafile=str(config.ca_bundle))
+            except (OSError, ssl.SSLError) as e:
+                raise SourceError(
+                    f"Prometheus: cannot use ca_bundle {config.ca_bundle}: {e.strerror or e}"
+                ) from e
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(config.timeout),
             verify=verify,
-            transport=transport,
             follow_redirects=False,
             headers={"Accept": "application/json"},
         )
@@ -254,6 +260,5 @@ def _reason(error: httpx.HTTPError) -> str:
 
 
 def _clip(text: str) -> str:
-    """One line, bounded: Prometheus' error text is outside input."""
-    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
-    return flat if len(flat) <= _ERROR_TEXT_LIMIT else flat[: _ERROR_TEXT_LIMIT - 1] + "…"
+    """One clean, bounded line: Prometheus' error text is outside input."""
+    return clean_text(text, limit=_ERROR_TEXT_LIMIT)

@@ -51,6 +51,9 @@ CHANNEL = "conn_events"
 _LISTEN_RETRY = 5.0
 """Seconds between attempts to re-open a lost listener connection."""
 
+_LOCK_QUERY_TIMEOUT = 5.0
+"""Seconds a leader-lock query may take before the lock is treated as lost."""
+
 _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
@@ -164,6 +167,7 @@ class PostgresEventStore:
         poll_interval: float = 1.0,
         max_connections: int = 4,
         connect_timeout: float = 10.0,
+        command_timeout: float = 30.0,
     ) -> PostgresEventStore:
         """Connect to ``dsn`` (``postgresql://user:pw@host:port/db``) and prepare the schema.
 
@@ -172,6 +176,8 @@ class PostgresEventStore:
             poll_interval: seconds between polls when no NOTIFY arrives.
             max_connections: size limit of the connection pool.
             connect_timeout: seconds to wait for the server.
+            command_timeout: seconds before any one query is given up (a hung
+                server becomes a StoreError instead of a frozen console).
 
         Raises:
             NotAConnDatabase: conn_* tables exist but are not Conn's.
@@ -181,7 +187,8 @@ class PostgresEventStore:
         url = redact_url(dsn)
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=max_connections, timeout=connect_timeout
+                dsn, min_size=1, max_size=max_connections, timeout=connect_timeout,
+                command_timeout=command_timeout,
             )
         except _DRIVER_ERRORS as e:
             raise StoreError(f"cannot connect to {url}: {e}") from e
@@ -441,10 +448,12 @@ class AdvisoryLeaderLock:
             if self._conn is None:
                 self._conn = await asyncpg.connect(self._dsn, timeout=10)
             if self._held:
-                await self._conn.fetchval("SELECT 1")
+                await self._conn.fetchval("SELECT 1", timeout=_LOCK_QUERY_TIMEOUT)
                 return True
             self._held = bool(
-                await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key)
+                await self._conn.fetchval(
+                    "SELECT pg_try_advisory_lock($1)", self._key, timeout=_LOCK_QUERY_TIMEOUT
+                )
             )
         except _DRIVER_ERRORS as e:
             await self._drop()

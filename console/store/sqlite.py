@@ -434,6 +434,7 @@ def _open_blocking(
         with SQLiteEventStore._write_transaction(conn):
             # Checked again under the write lock: another process may have
             # created the schema since the probe.
+            # (A file at an older schema version would be migrated here; there is none yet.)
             if _inspect(conn, path) is None:
                 for statement in _SCHEMA:
                     conn.execute(statement)

@@ -21,7 +21,7 @@ class ConnApp(App[None]):
         engine: a started engine; the app renders its snapshots and calls its commands.
         demo_urls: base URLs of the demo fleet's services (demo mode only: fault keys).
         clock: the clock ages are computed with (frozen in snapshot tests).
-        animate: whether UI timers (ages) tick; False for frozen snapshot tests.
+        ticking: whether UI timers (ages) tick; False for frozen snapshot tests.
     """
 
     CSS_PATH = "app.tcss"
@@ -41,14 +41,14 @@ class ConnApp(App[None]):
         *,
         demo_urls: dict[str, str] | None = None,
         clock: Clock | None = None,
-        animate: bool = True,
+        ticking: bool = True,
         keymap: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.engine = engine
         self.demo_urls = demo_urls or {}
         self.clock: Clock = clock or SystemClock()
-        self.animate = animate
+        self.ticking = ticking
         self._keymap = keymap or dict(engine.config.keymap)
         self._owns_engine = False
 

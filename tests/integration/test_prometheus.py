@@ -12,6 +12,7 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -281,3 +282,9 @@ async def test_query_service_feeds_the_snapshot(
     assert "aggregate it" in shown["many"].detail
     assert shown["p50"].source == "probe"  # no query: still Conn's own prober
     assert shown["p50"].state == "no_data"
+
+
+def test_unreadable_ca_bundle_is_source_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    with pytest.raises(SourceError, match=r"^Prometheus: cannot use ca_bundle .*no-such-ca\.pem"):
+        PrometheusSource(PrometheusConfig(url="https://127.0.0.1:1", ca_bundle=missing))

@@ -340,10 +340,12 @@ def test_raising_the_percentage_never_turns_anyone_off(name: str, low: int, high
     assert at_low <= at_high
 
 
-def test_monotonic_only_because_the_on_bucket_comes_first() -> None:
-    """With the off bucket first, raising the percentage moves people out: order matters."""
+def test_monotonic_because_the_on_bucket_never_moves() -> None:
+    """flagd's buckets are ranges of one hash in list order, so the on range grows in place
+    only while it stays at the same end. Conn always writes it first; switching sides
+    between two stages would turn people off."""
 
-    def on_first_or_not(weight: int, on_first: bool) -> set[str]:
+    def on_at(weight: int, *, on_first: bool) -> set[str]:
         buckets = [["on", weight], ["off", TOTAL_WEIGHT - weight]]
         document = {"flags": {"f": {"state": "ENABLED", "variants": {"on": True, "off": False},
                                     "defaultVariant": "off",
@@ -353,9 +355,12 @@ def test_monotonic_only_because_the_on_bucket_comes_first() -> None:
         return {k for k in KEYS[:1000]
                 if core.resolve_boolean_value("f", False, EvaluationContext(k)).value}
 
-    assert on_first_or_not(1000, True) <= on_first_or_not(5000, True)
-    turned_off = on_first_or_not(1000, False) - on_first_or_not(5000, False)
-    assert len(turned_off) > 50  # ~8% of keys would flap off at the next stage
+    assert on_at(1000, on_first=True) <= on_at(5000, on_first=True)
+    assert on_at(1000, on_first=False) <= on_at(5000, on_first=False)
+    flapped = on_at(1000, on_first=True) - on_at(5000, on_first=False)
+    assert len(flapped) > 50  # most of the first 10% would be turned off at 50%
+    ours = flagd_document(flag_set(FlagState("f", on_weight=1234)))["flags"]["f"]["targeting"]
+    assert ours["fractional"][0] == ["on", 1234]
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -260,7 +260,7 @@ def test_json_path_signal_reads_scales_and_explains() -> None:
     signals.record_probe(probe(2.0, ok=False, health="down", reason="HTTP 503\n\x1b[31mred"))
     cache = value(signals.snapshot(2.0), "cache")
     assert (cache.state, cache.value, cache.at) == ("no_data", None, 2.0)
-    assert cache.detail == "no JSON body (HTTP 503 [31mred)"
+    assert cache.detail == "no JSON body (HTTP 503 red)"  # control sequences stripped
 
 
 @pytest.mark.parametrize(
@@ -287,15 +287,17 @@ def test_extract_json_path(body: Any, path: str, expected: tuple[float | None, s
     assert extract_json_path(body, path) == expected
 
 
+KEYS = st.sampled_from(["a", "b", "0", "1", "metrics"])
+"""Few keys, so generated paths often hit generated bodies."""
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=4),
-    max_leaves=20,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(KEYS, children, max_size=3),
+    max_leaves=12,
 )
 
 
-@settings(max_examples=300)
-@given(body=JSON, path=st.from_regex(r"[a-z0-9]{1,3}(\.[a-z0-9]{1,3}){0,3}", fullmatch=True))
+@settings(max_examples=200)
+@given(body=JSON, path=st.lists(KEYS, min_size=1, max_size=4).map(".".join))
 def test_extract_json_path_never_raises_on_garbage(body: Any, path: str) -> None:
     found, why = extract_json_path(body, path)
     assert (found is None) != (why == "")

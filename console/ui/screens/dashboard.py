@@ -33,7 +33,7 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self._show, init=True)
-        if getattr(self.app, "animate", True):
+        if getattr(self.app, "ticking", True):
             self.set_interval(1.0, self._tick)
         self.query_one(ServiceTable).focus()
 
@@ -109,13 +109,15 @@ class DashboardScreen(Screen[None]):
 
     @work(exclusive=False, exit_on_error=False)
     async def _send_faults(self, name: str, faults: dict[str, object]) -> None:
-        from console.demo.control import clear_faults, inject_faults
+        from console.demo.control import clear_faults, get_faults, inject_faults
 
         url = self.app.demo_urls[name]  # type: ignore[attr-defined]
         try:
             if faults:
-                await inject_faults(url, faults)
-                self.notify(f"{name}: injected {faults}", title="demo fault")
+                # Faults add up: latency then errors leaves both in place until cleared.
+                merged = {**(await get_faults(url)), **faults}
+                await inject_faults(url, merged)
+                self.notify(f"{name}: {safe_markup(str(merged))}", title="demo fault")
             else:
                 await clear_faults(url)
                 self.notify(f"{name}: faults cleared", title="demo fault")

@@ -54,6 +54,8 @@ class LatencyData:
     now: tuple[Shown, Shown, Shown]
     five: tuple[Shown, Shown, Shown]
     history: tuple[float | None, ...]
+    note: str = ""
+    """Why the source is down ("Prometheus: timeout after 5s"), shown in place of the sparkline."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class ErrorsData:
     rate_five: Shown
     counts_five: str
     history: tuple[float | None, ...]
+    note: str = ""
+    """Why the source is down, shown in place of the sparkline."""
 
 
 @dataclass(frozen=True)
@@ -213,7 +217,8 @@ def latency_data(view: ServiceView, now: float) -> LatencyData:
         state = "no_data" if value is None else "stale" if stale else ""
         five.append(_labelled(p, Shown(value_text(value, "ms", state), state)))
     source = signals[1].source if signals[1] is not None else "probe"
-    return LatencyData(source, current, tuple(five), live.history.get("p95", ()))  # type: ignore[arg-type]
+    note = next((s.detail for s in signals if s is not None and s.state == "source_down"), "")
+    return LatencyData(source, current, tuple(five), live.history.get("p95", ()), note)  # type: ignore[arg-type]
 
 
 def errors_data(view: ServiceView, now: float) -> ErrorsData:
@@ -238,8 +243,9 @@ def errors_data(view: ServiceView, now: float) -> ErrorsData:
         texts.append((shown, f"{prefix}{counts.failed:,} of {counts.total:,} in {window}"))
     if source == "probe" and texts[0][0].state == "no_data":
         rate = texts[0][0]  # 0 of 0 is "no data", whatever else the signal says
+    note = signal.detail if signal is not None and signal.state == "source_down" else ""
     return ErrorsData(
-        source, rate, texts[0][1], texts[1][0], texts[1][1], live.history.get("error_rate", ())
+        source, rate, texts[0][1], texts[1][0], texts[1][1], live.history.get("error_rate", ()), note
     )
 
 
@@ -258,7 +264,7 @@ def signal_rows(view: ServiceView, now: float) -> tuple[SignalRow, ...]:
         state = effective_state(signal, stale)
         detail = signal.detail
         if state == "stale" and signal.state != "stale":
-            detail = f"the row has not been updated for over {STALE_INTERVALS} intervals"
+            detail = f"no update for over {STALE_INTERVALS} intervals"
         rows.append(
             SignalRow(
                 name=signal.name,
@@ -327,7 +333,7 @@ def _compare_info(
     if no_baseline:
         return Shown("baseline: waiting for its first value", "muted")
     if theirs is None:
-        return Shown("baseline has no such signal", "muted")
+        return Shown("not on baseline", "muted")
     if their_state not in JUDGED:
         return Shown(f"baseline: {theirs.detail}", their_state)
     return Shown(mine.source if mine is not None else "", "muted")

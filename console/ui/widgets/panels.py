@@ -77,6 +77,10 @@ class HealthPanel(HorizontalGroup):
     data: reactive[HealthData | None] = reactive(None, layout=False, init=False)
     """What the panel shows, without ages."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.border_title = "health"
+
     def compose(self) -> ComposeResult:
         with HorizontalGroup(classes="head"):
             yield Cell(classes="name")
@@ -109,6 +113,7 @@ class LatencyPanel(VerticalGroup):
             for p in ("p50", "p95", "p99"):
                 yield Cell(classes=f"value {p}")
             yield SparkText(classes="spark inline")
+            yield Cell(classes="note inline")
         with HorizontalGroup(classes="row five"):
             yield Cell("5m", classes="window")
             for p in ("p50", "p95", "p99"):
@@ -116,6 +121,7 @@ class LatencyPanel(VerticalGroup):
         with HorizontalGroup(classes="row history"):
             yield Cell("p95", classes="window")
             yield SparkText(classes="spark block")
+        yield Cell(classes="note block")
 
     def watch_data(self, data: LatencyData | None) -> None:
         if data is None:
@@ -124,6 +130,9 @@ class LatencyPanel(VerticalGroup):
         for row, values in (("now", data.now), ("five", data.five)):
             for p, shown in zip(("p50", "p95", "p99"), values, strict=True):
                 self.query_one(f".{row} .{p}", Cell).show(shown)
+        for note in self.query(".note").results(Cell):
+            note.show(Shown(data.note, "source_down"))
+        self.set_class(bool(data.note), "-noted")
         for spark in self.query(SparkText):
             spark.show(data.history)
 
@@ -140,12 +149,14 @@ class ErrorsPanel(VerticalGroup):
             yield Cell(classes="value")
             yield Cell(classes="counts")
             yield SparkText(classes="spark inline")
+            yield Cell(classes="note inline")
         with HorizontalGroup(classes="row five"):
             yield Cell(classes="value")
             yield Cell(classes="counts")
         with HorizontalGroup(classes="row history"):
             yield Cell("rate", classes="window")
             yield SparkText(classes="spark block")
+        yield Cell(classes="note block")
 
     def watch_data(self, data: ErrorsData | None) -> None:
         if data is None:
@@ -155,6 +166,9 @@ class ErrorsPanel(VerticalGroup):
         self.query_one(".now .counts", Cell).show(Shown(data.counts, "muted"))
         self.query_one(".five .value", Cell).show(data.rate_five)
         self.query_one(".five .counts", Cell).show(Shown(data.counts_five, "muted"))
+        for note in self.query(".note").results(Cell):
+            note.show(Shown(data.note, "source_down"))
+        self.set_class(bool(data.note), "-noted")
         for spark in self.query(SparkText):
             spark.show(data.history)
 
@@ -163,24 +177,39 @@ RowData = TypeVar("RowData", SignalRow, CompareRow)
 
 
 class _Row(HorizontalGroup, Generic[RowData]):
-    """One row of a table panel; its data is reactive like a panel's."""
+    """One row of a table panel; its data is reactive like a panel's.
+
+    A row is created with its data and may get ages before it is mounted
+    (rows mount asynchronously); both are drawn when it mounts.
+    """
 
     data: reactive[RowData | None] = reactive(None, layout=False, init=False)
+    """What the row shows, without its age."""
 
     def __init__(self, data: RowData) -> None:
         super().__init__(classes="row")
         self.set_reactive(_Row.data, data)
+        self._age = ""
+        self._ready = False
 
     def on_mount(self) -> None:
+        self._ready = True
         if self.data is not None:
-            self.watch_data(self.data)
+            self._draw(self.data)
+        self.query_one(Age).show(Shown(self._age, "muted"))
 
     def watch_data(self, data: RowData | None) -> None:
+        if self._ready and data is not None:
+            self._draw(data)
+
+    def _draw(self, data: RowData) -> None:
         raise NotImplementedError
 
     def show_age(self, age: str) -> None:
         """Called on every tick; repaints only when the text changes."""
-        self.query_one(Age).show(Shown(age, "muted"))
+        self._age = age
+        if self._ready:
+            self.query_one(Age).show(Shown(age, "muted"))
 
 
 class SignalRowView(_Row[SignalRow]):
@@ -193,9 +222,7 @@ class SignalRowView(_Row[SignalRow]):
         yield Age(classes="age")
         yield Cell(classes="detail")
 
-    def watch_data(self, data: SignalRow | None) -> None:
-        if data is None or not self.is_mounted:
-            return
+    def _draw(self, data: SignalRow) -> None:
         self.query_one(".label", Cell).show(data.label)
         self.query_one(".value", Cell).show(data.value)
         self.query_one(".source", Cell).show(Shown(data.source, "muted"))
@@ -215,9 +242,7 @@ class CompareRowView(_Row[CompareRow]):
         yield Age(classes="age")
         yield Cell(classes="detail")
 
-    def watch_data(self, data: CompareRow | None) -> None:
-        if data is None or not self.is_mounted:
-            return
+    def _draw(self, data: CompareRow) -> None:
         self.query_one(".label", Cell).show(data.label)
         self.query_one(".canary", Cell).show(data.canary)
         self.query_one(".baseline", Cell).show(data.baseline)
@@ -225,41 +250,46 @@ class CompareRowView(_Row[CompareRow]):
         self.query_one(".detail", Cell).show(data.info)
 
 
-class _RowList(VerticalGroup):
+class _RowList(VerticalGroup, Generic[RowData]):
     """Rows keyed by signal name: a new set of names remounts, otherwise rows update in place."""
 
-    def _rows(self) -> list[_Row[SignalRow]] | list[_Row[CompareRow]]:
-        return list(self.query_children(_Row))  # type: ignore[arg-type]
+    def __init__(self) -> None:
+        super().__init__()
+        self._row_views: list[_Row[RowData]] = []
 
-    def _sync(self, rows: Sequence[SignalRow] | Sequence[CompareRow], make: type[_Row[RowData]]) -> None:
-        current = self._rows()
-        if [r.data.name if r.data else None for r in current] != [r.name for r in rows]:
+    def _sync(self, rows: Sequence[RowData], make: type[_Row[RowData]]) -> None:
+        current = self._row_views
+        if [r.data.name if r.data is not None else None for r in current] != [r.name for r in rows]:
             for widget in current:
                 widget.remove()
-            self.mount_all([make(r) for r in rows])  # type: ignore[arg-type]
+            self._row_views = [make(r) for r in rows]
+            if self._row_views:
+                self.mount_all(self._row_views)
             return
         for widget, row in zip(current, rows, strict=True):
-            widget.data = row  # type: ignore[assignment]
+            widget.data = row
 
     def show_ages(self, ages: Sequence[str]) -> None:
-        """One age per row, in order (rows not yet mounted catch up on the next tick)."""
-        for widget, age in zip(self._rows(), ages, strict=False):
-            if widget.is_mounted:
-                widget.show_age(age)
+        """One age per row, in order."""
+        for widget, age in zip(self._row_views, ages, strict=False):
+            widget.show_age(age)
 
 
-class SignalsPanel(_RowList):
+class SignalsPanel(_RowList[SignalRow]):
     """The named signals, one row each."""
 
     data: reactive[tuple[SignalRow, ...]] = reactive((), layout=True, init=False)
     """The rows shown."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.border_title = "signals"
+
     def watch_data(self, data: tuple[SignalRow, ...]) -> None:
         self._sync(data, SignalRowView)
-        self.display = bool(data)
 
 
-class ComparePanel(_RowList):
+class ComparePanel(_RowList[CompareRow]):
     """The canary next to its baseline: p95, error rate, named signals, ratios."""
 
     data: reactive[CompareData | None] = reactive(None, layout=True, init=False)
@@ -273,7 +303,6 @@ class ComparePanel(_RowList):
             yield Cell("ratio", classes="ratio")
 
     def watch_data(self, data: CompareData | None) -> None:
-        self.display = data is not None
         if data is None:
             self._sync((), CompareRowView)
             return

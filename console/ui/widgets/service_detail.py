@@ -66,7 +66,7 @@ class ServiceDetail(Widget):
     ServiceDetail SignalsPanel, ServiceDetail ComparePanel { width: 1fr; height: auto; padding: 0 1; }
     ServiceDetail .row { height: 1; width: 1fr; }
     ServiceDetail .title, ServiceDetail .label { width: 14; color: $text-muted; }
-    ServiceDetail .window { width: 4; color: $text-muted; }
+    ServiceDetail .window { width: 5; color: $text-muted; }
     ServiceDetail .spark { color: $accent; }
     ServiceDetail .five, ServiceDetail .history, ServiceDetail .now .window { display: none; }
 
@@ -76,12 +76,17 @@ class ServiceDetail(Widget):
     ServiceDetail HealthPanel .reason { width: 1fr; }
     ServiceDetail HealthPanel .age { margin-left: 2; }
 
-    ServiceDetail LatencyPanel .value { min-width: 14; margin-right: 1; }
+    ServiceDetail LatencyPanel .value { min-width: 15; margin-right: 1; }
     ServiceDetail ErrorsPanel .value { margin-right: 1; }
     ServiceDetail ErrorsPanel .counts { margin-right: 2; }
     ServiceDetail .spark.inline { margin-left: 1; }
+    ServiceDetail .note { display: none; width: 1fr; }
+    ServiceDetail .note.inline { margin-left: 1; }
+    ServiceDetail .-noted .note.inline { display: block; }
+    ServiceDetail .-noted .spark.inline { display: none; }
 
-    ServiceDetail SignalRowView .value, ServiceDetail CompareRowView .value { min-width: 14; margin-right: 1; }
+    ServiceDetail SignalRowView .value { min-width: 14; margin-right: 1; }
+    ServiceDetail CompareRowView .value { min-width: 15; margin-right: 1; }
     ServiceDetail .header .value { width: 15; margin-right: 1; }
     ServiceDetail .source { width: 12; }
     ServiceDetail .ratio { min-width: 7; margin-right: 1; text-style: bold; }
@@ -104,6 +109,8 @@ class ServiceDetail(Widget):
     ServiceDetail.-wide .title, ServiceDetail.-wide .spark.inline { display: none; }
     ServiceDetail.-wide .five, ServiceDetail.-wide .history, ServiceDetail.-wide .now .window { display: block; }
     ServiceDetail.-wide SignalRowView.-quiet .detail { display: block; }
+    ServiceDetail.-wide .-noted .note.inline, ServiceDetail.-wide .-noted .history { display: none; }
+    ServiceDetail.-wide .-noted .note.block { display: block; }
 
     ServiceDetail .-s-up { color: $success; }
     ServiceDetail .-s-degraded, ServiceDetail .-s-warning { color: $warning; }
@@ -131,7 +138,12 @@ class ServiceDetail(Widget):
             yield SignalsPanel()
         yield ComparePanel()
 
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._ready = False
+
     def on_mount(self) -> None:
+        self._ready = True
         self._update()
 
     def watch_view(self) -> None:
@@ -148,7 +160,7 @@ class ServiceDetail(Widget):
 
     def _update(self) -> None:
         """Hand every panel its projection; equal projections draw nothing."""
-        if not self.is_mounted:
+        if not self._ready:
             return
         view, now = self.view, self.now
         self.set_class(view is None, "-empty")

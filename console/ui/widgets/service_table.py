@@ -64,7 +64,7 @@ class ServiceTable(DataTable[Text]):
                 "errors": signal_cell(view.live, "error_rate"),
                 "reason": safe_text(
                     view.problem or (view.live.reason if view.live else "waiting for the first probe"),
-                    limit=120,
+                    limit=self._reason_width(views),
                 ),
             }
             if view.name not in self.rows:
@@ -73,6 +73,12 @@ class ServiceTable(DataTable[Text]):
             for column, value in cells.items():
                 if self.get_cell(view.name, column) != value:
                     self.update_cell(view.name, column, value)
+
+    def _reason_width(self, views: tuple[ServiceView, ...]) -> int:
+        """What is left of the width for the reason, so the table never scrolls sideways."""
+        name_width = max((len(v.name) for v in views), default=8)
+        used = name_width + 42  # the other columns and cell padding
+        return max(16, (self.size.width or 80) - used)
 
     @property
     def selected(self) -> str | None:

@@ -1,0 +1,206 @@
+"""The engine against real things: the demo fleet over HTTP, a SQLite store, OS processes.
+
+Leadership is tested across processes (`conn agent` killed with SIGKILL) because
+that is how it fails in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from console.config import ConnConfig, load_config
+from console.demo.fleet import DemoFleet, FleetInfo
+from console.engine.core import Engine
+from console.engine.snapshot import Snapshot
+from console.engine.status import status_document
+from console.model.clock import FakeClock
+from console.store import open_store
+from console.store.base import EventStore
+from tests.fixtures.fleet import demo_fleet_fixture, flag_file_fixture
+
+__all__ = ["demo_fleet_fixture", "flag_file_fixture"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def config(demo_fleet: tuple[DemoFleet, FleetInfo]) -> ConnConfig:
+    return load_config(demo_fleet[1].config_path)[0]
+
+
+@pytest.fixture
+async def store(config: ConnConfig) -> AsyncIterator[EventStore]:
+    opened = await open_store(config.store)
+    yield opened
+    await opened.close()
+
+
+async def until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    """Wait until ``predicate()`` holds; return the seconds it took."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+def all_up(snapshot: Snapshot) -> bool:
+    return all(v.live is not None and v.live.health == "up" for v in snapshot.services)
+
+
+async def test_leader_probes_the_fleet_and_writes_the_live_table(
+    config: ConnConfig, store: EventStore
+) -> None:
+    async with Engine(config, store) as engine:
+        await until(lambda: engine.role == "leader", 5, "the only engine leads")
+        await until(lambda: all_up(engine.snapshot), 10, "every demo service is up")
+        rows = await store.read_live()
+    assert set(rows) == set(config.services)
+    assert all(row.writer == engine.label for row in rows.values())
+    assert all(row.data["health"] == "up" for row in rows.values())
+
+
+async def test_one_leader_per_store_and_the_follower_renders_its_rows(
+    config: ConnConfig, store: EventStore
+) -> None:
+    second_store = await open_store(config.store)
+    try:
+        async with Engine(config, store) as first, Engine(config, second_store) as second:
+            await until(lambda: "leader" in (first.role, second.role), 5, "someone leads")
+            await asyncio.sleep(1.5)  # several leadership rounds: nobody else may take it
+            roles = sorted([first.role, second.role])
+            assert roles == ["follower", "leader"]
+            follower = first if first.role == "follower" else second
+            leader = second if follower is first else first
+            await until(lambda: all_up(follower.snapshot), 10, "the follower sees the leader's values")
+            assert follower.snapshot.leader == leader.label
+            assert follower.snapshot.role == "follower"
+    finally:
+        await second_store.close()
+
+
+@pytest.fixture
+def agent(demo_fleet: tuple[DemoFleet, FleetInfo]) -> Iterator[subprocess.Popen[str]]:
+    """`conn agent` on the demo config, in its own process."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "console", "agent", "--config", str(demo_fleet[1].config_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    yield process
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
+    assert process.stdout is not None
+    process.stdout.close()
+
+
+async def agent_is_writing(store: EventStore, pid: int, timeout: float = 15) -> None:
+    async def written() -> bool:
+        rows = await store.read_live()
+        return bool(rows) and all(f"pid {pid}" in row.writer for row in rows.values())
+
+    deadline = time.monotonic() + timeout
+    while not await written():
+        assert time.monotonic() < deadline, "the agent never wrote the live table"
+        await asyncio.sleep(0.1)
+
+
+async def test_follower_takes_over_within_seconds_when_the_leader_is_killed(
+    config: ConnConfig, store: EventStore, agent: subprocess.Popen[str]
+) -> None:
+    await agent_is_writing(store, agent.pid)
+    async with Engine(config, store) as engine:
+        await asyncio.sleep(1.5)
+        assert engine.role == "follower"
+        agent.send_signal(signal.SIGKILL)
+        took = await until(lambda: engine.role == "leader", 5, "the follower takes over")
+        await until(lambda: all_up(engine.snapshot), 10, "the new leader probes")
+    print(f"takeover after SIGKILL: {took:.2f}s")
+
+
+async def test_agent_stops_cleanly_on_sigterm(
+    store: EventStore, agent: subprocess.Popen[str]
+) -> None:
+    await agent_is_writing(store, agent.pid)
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(timeout=10) == 0
+    assert agent.stdout is not None
+    log = agent.stdout.read()
+    assert "role: leader" in log and "stopped cleanly" in log
+
+
+async def test_injected_fault_shows_in_status_json_within_two_intervals(
+    demo_fleet: tuple[DemoFleet, FleetInfo], store: EventStore, agent: subprocess.Popen[str]
+) -> None:
+    """The foundation's "done when": curl a fault, see it in `conn status --json`."""
+    _, info = demo_fleet
+    await agent_is_writing(store, agent.pid)
+    interval = load_config(info.config_path)[0].services["payments"].interval
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{info.urls['payments']}/_demo/faults", json={"health": "down"})
+        response.raise_for_status()
+    injected = time.monotonic()
+
+    async def payments_down() -> bool:
+        rows = await store.read_live()
+        return rows["payments"].data["health"] == "down"
+
+    while not await payments_down():
+        assert time.monotonic() - injected < 2 * interval + 0.5, "not down within two intervals"
+        await asyncio.sleep(0.05)
+    took = time.monotonic() - injected
+    status = subprocess.run(
+        [sys.executable, "-m", "console", "status", "--json", "--config", str(info.config_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    document = json.loads(status.stdout)
+    by_name = {s["name"]: s for s in document["services"]}
+    assert by_name["payments"]["health"] == "down"
+    assert by_name["payments"]["source"] == "live"
+    assert "503" in by_name["payments"]["reason"] or "down" in by_name["payments"]["reason"]
+    assert by_name["search"]["health"] == "up"
+    assert document["leader"] and f"pid {agent.pid}" in document["leader"]
+    print(f"fault visible in the live table after {took:.2f}s (interval {interval}s)")
+
+
+async def test_status_probes_directly_when_no_leader_writes(
+    config: ConnConfig, store: EventStore
+) -> None:
+    clock = FakeClock(start=time.time())
+    engine = Engine(config, store, clock=clock, lead=False)
+    await store.write_live(
+        "search", {"not": "a live row"}, at=clock.now(), writer="someone@elsewhere pid 1"
+    )
+    clock.advance(3 * config.services["search"].interval + 1)
+    document = await status_document(engine)
+    by_name = {s["name"]: s for s in document["services"]}
+    assert all(s["source"] == "probe" for s in document["services"])
+    assert by_name["search"]["health"] == "up"
+    assert any("probed directly" in note for note in document["notes"])
+    quiet = await status_document(engine, probe=False)
+    assert all(s["health"] == "unknown" and s["stale"] for s in quiet["services"])
+
+
+def test_status_text_output_names_every_service(demo_fleet: tuple[DemoFleet, FleetInfo]) -> None:
+    _, info = demo_fleet
+    run = subprocess.run(
+        [sys.executable, "-m", "console", "status", "--config", str(info.config_path)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert run.returncode == 0, run.stderr
+    for name in ("checkout", "checkout-canary", "payments", "search"):
+        assert name in run.stdout
+    assert "probed directly" in run.stdout

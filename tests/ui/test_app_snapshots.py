@@ -1,0 +1,31 @@
+"""What the console looks like, at 80x24 and 120x40, with fixed data and a frozen clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from console.ui.app import ConnApp
+from tests.fixtures.frozen import frozen_app_fixture
+
+__all__ = ["frozen_app_fixture"]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_dashboard(snap_compare: Any, frozen_app: ConnApp, size: tuple[int, int]) -> None:
+    assert snap_compare(frozen_app, terminal_size=size, run_before=_settle)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_dashboard_canary_selected(snap_compare: Any, frozen_app: ConnApp, size: tuple[int, int]) -> None:
+    assert snap_compare(frozen_app, terminal_size=size, press=["down"], run_before=_settle)
+
+
+def test_help(snap_compare: Any, frozen_app: ConnApp) -> None:
+    assert snap_compare(frozen_app, terminal_size=(80, 24), press=["question_mark"], run_before=_settle)
+
+
+async def _settle(pilot: Any) -> None:
+    # Let the follower engine read the live rows and the screen render them.
+    await pilot.pause(0.3)
