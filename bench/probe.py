@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shlex
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,16 +32,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
+import httpx
 
-from console.config import ServiceConfig  # noqa: E402
-from console.sources.probe import Prober  # noqa: E402
+from console.config import ServiceConfig
+from console.sources.probe import Prober
 
 EXPORTER = "/usr/bin/prometheus-blackbox-exporter"
 BODY = b'{"status":"ok"}'
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-    % (len(BODY), BODY)
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(BODY),
+    BODY,
 )
 BLACKBOX_CONFIG = """\
 modules:
@@ -122,55 +122,91 @@ class Row:
 
 
 async def _bench_conn(
-    name: str, port: int, endpoints: int, rounds: int, concurrency: int, keepalive: int, server_pid: int
+    name: str,
+    port: int,
+    endpoints: int,
+    rounds: int,
+    concurrency: int,
+    *,
+    keepalive: int,
+    stripe_size: int,
+    server_pid: int,
 ) -> Row:
     specs = [
         ServiceConfig(health_url=f"http://127.0.0.1:{port}/svc/{i}", timeout=5.0)
         for i in range(endpoints)
     ]
-    async with Prober(max_connections=concurrency, max_keepalive=keepalive, trust_env=False) as prober:
+    prober = Prober(
+        max_connections=concurrency,
+        max_keepalive=keepalive,
+        stripe_size=stripe_size,
+        trust_env=False,
+    )
+    async with prober:
         await asyncio.gather(*(prober.probe(f"s{i}", s) for i, s in enumerate(specs[:concurrency])))
         cpu0, wall0, srv0 = time.process_time(), time.perf_counter(), _cpu_of(server_pid)
         failed = 0
         for _ in range(rounds):
-            results = await asyncio.gather(
-                *(prober.probe(f"s{i}", s) for i, s in enumerate(specs))
-            )
+            results = await asyncio.gather(*(prober.probe(f"s{i}", s) for i, s in enumerate(specs)))
             failed += sum(r.health != "up" for r in results)
         wall = time.perf_counter() - wall0
         cpu, srv = time.process_time() - cpu0, _cpu_of(server_pid) - srv0
-    return Row(name, endpoints * rounds, wall, cpu, srv, failed, f"keepalive {keepalive}")
+    pools = -(-concurrency // stripe_size)
+    note = f"keepalive {keepalive}, {pools} pool{'s' if pools > 1 else ''}"
+    return Row(name, endpoints * rounds, wall, cpu, srv, failed, note)
 
 
 async def _bench_blackbox(
-    module: str, exporter_port: int, port: int, endpoints: int, rounds: int, concurrency: int,
-    exporter_pid: int, server_pid: int,
+    module: str,
+    exporter_port: int,
+    port: int,
+    endpoints: int,
+    rounds: int,
+    concurrency: int,
+    exporter_pid: int,
+    server_pid: int,
 ) -> Row:
     base = f"http://127.0.0.1:{exporter_port}/probe"
     urls = [
         f"{base}?module={module}&target=http://127.0.0.1:{port}/svc/{i}" for i in range(endpoints)
     ]
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    slots = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=10.0, trust_env=False) as client:
+    pending = iter(urls)
+    failed = 0
 
-        async def one(url: str) -> bool:
-            async with slots:
-                response = await client.get(url)
-                return b"probe_success 1" in response.content
+    async def worker(client: httpx.AsyncClient, budget: int | None) -> None:
+        # One keep-alive connection per worker, like a scraper's: a shared
+        # 100-connection httpx pool would make the driver, not the exporter,
+        # the bottleneck.
+        nonlocal failed
+        for url in pending if budget is None else [next(pending) for _ in range(budget)]:
+            response = await client.get(url)
+            failed += b"probe_success 1" not in response.content
 
-        await asyncio.gather(*(one(u) for u in urls[:concurrency]))
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(limits=limits, timeout=10.0, trust_env=False)
+            )
+            for _ in range(concurrency)
+        ]
+        await asyncio.gather(*(worker(c, 1) for c in clients))  # warm up every connection
+        failed = 0
         cpu0, wall0 = time.process_time(), time.perf_counter()
         exp0, srv0 = _cpu_of(exporter_pid), _cpu_of(server_pid)
-        failed = 0
         for _ in range(rounds):
-            ok = await asyncio.gather(*(one(u) for u in urls))
-            failed += ok.count(False)
+            pending = iter(urls)
+            await asyncio.gather(*(worker(c, None) for c in clients))
         wall = time.perf_counter() - wall0
         driver = time.process_time() - cpu0
         exporter, srv = _cpu_of(exporter_pid) - exp0, _cpu_of(server_pid) - srv0
     return Row(
-        f"blackbox {module}", endpoints * rounds, wall, exporter, srv, failed,
+        f"blackbox {module}",
+        endpoints * rounds,
+        wall,
+        exporter,
+        srv,
+        failed,
         f"driver CPU {driver:.2f}s",
     )
 
@@ -197,56 +233,80 @@ async def _wait_ready(url: str, within: float = 10.0) -> None:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve", stdout=asyncio.subprocess.PIPE
     )
-    exporter: subprocess.Popen[bytes] | None = None
+    exporter: asyncio.subprocess.Process | None = None
     rows: list[Row] = []
     try:
         assert server.stdout is not None
-        port = int(server.stdout.readline())
+        port = int(await server.stdout.readline())
         common = (port, args.endpoints, args.rounds, args.concurrency)
-        rows.append(await _bench_conn("conn", *common, keepalive=20, server_pid=server.pid))
-        rows.append(
-            await _bench_conn("conn", *common, keepalive=args.concurrency, server_pid=server.pid)
-        )
+        for keepalive, stripe_size in (
+            (args.concurrency, 5),  # the defaults: striped pools, every connection kept
+            (20, 5),
+            (20, args.concurrency),  # one httpcore pool, as a plain httpx client has
+        ):
+            rows.append(
+                await _bench_conn(
+                    "conn",
+                    *common,
+                    keepalive=keepalive,
+                    stripe_size=stripe_size,
+                    server_pid=server.pid,
+                )
+            )
         if shutil.which(EXPORTER):
             config_dir = Path(tempfile.mkdtemp(prefix="conn-bench-"))
             (config_dir / "blackbox.yml").write_text(BLACKBOX_CONFIG)
             exporter_port = _free_port()
-            exporter = subprocess.Popen(
-                [
-                    EXPORTER,
-                    f"--config.file={config_dir / 'blackbox.yml'}",
-                    f"--web.listen-address=127.0.0.1:{exporter_port}",
-                    "--log.level=error",
-                ]
+            exporter = await asyncio.create_subprocess_exec(
+                EXPORTER,
+                f"--config.file={config_dir / 'blackbox.yml'}",
+                f"--web.listen-address=127.0.0.1:{exporter_port}",
+                "--log.level=error",
             )
             await _wait_ready(f"http://127.0.0.1:{exporter_port}/-/healthy")
             for module in ("http_2xx", "http_json"):
                 rows.append(
                     await _bench_blackbox(
-                        module, exporter_port, *common,
-                        exporter_pid=exporter.pid, server_pid=server.pid,
+                        module,
+                        exporter_port,
+                        *common,
+                        exporter_pid=exporter.pid,
+                        server_pid=server.pid,
                     )
                 )
         else:
             print(f"{EXPORTER} is not installed: apt-get install -y prometheus-blackbox-exporter")
     finally:
         for process in (exporter, server):
-            if process is not None:
+            if process is not None and process.returncode is None:
                 process.terminate()
-                process.wait(5)
+                await process.wait()
 
     header = [
-        "prober", "probes", "wall s", "probes/s", "CPU s", "CPU µs/probe",
-        "cores busy", "target CPU s", "failed", "note",
+        "prober",
+        "probes",
+        "wall s",
+        "probes/s",
+        "CPU s",
+        "CPU µs/probe",
+        "cores busy",
+        "target CPU s",
+        "failed",
+        "note",
     ]
     table = [header] + [row.cells() for row in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     print()
     for n, line in enumerate(table):
-        print("  ".join(cell.rjust(w) if 0 < i < 9 else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))))
+        print(
+            "  ".join(
+                cell.rjust(w) if 0 < i < 9 else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
         if n == 0:
             print("  ".join("-" * w for w in widths))
     print()

@@ -35,7 +35,12 @@ class Strict(BaseModel):
 
 
 class PrometheusQueries(Strict):
-    """PromQL templates for the built-in signals; "{service}" is replaced by the name."""
+    """PromQL templates for the built-in signals; "{service}" is replaced by the name.
+
+    Queries answer in Prometheus' base units: p50/p95/p99 in seconds and
+    error_rate as a ratio 0–1. Conn shows them in milliseconds and percent.
+    A built-in with a query shows Prometheus' value instead of the prober's.
+    """
 
     p50: str | None = None
     p95: str | None = None
@@ -146,8 +151,10 @@ class ConnConfig(Strict):
     profiles: dict[str, ProfileConfig] = Field(default_factory=dict)
     sources: SourcesConfig = SourcesConfig()
     flags: FlagsConfig = FlagsConfig()
+    theme: Literal["conn-dark", "conn-light", "conn-high-contrast"] = "conn-dark"
+    """The console's colours (NO_COLOR in the environment turns colour off)."""
     keymap: dict[str, str] = Field(default_factory=dict)
-    """Binding id -> keys, e.g. "rollout-hold" = "h"."""
+    """Binding id -> keys, e.g. "app-flags" = "F"."""
 
     @field_validator("store")
     @classmethod

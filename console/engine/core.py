@@ -299,10 +299,15 @@ class Engine:
     async def _query_loop(self) -> None:
         prometheus_config = self.config.sources.prometheus
         assert self._prometheus is not None and prometheus_config is not None
+        source = self._prometheus
         while True:
-            for name, spec in self.config.services.items():
-                results = await self._prometheus.query_service(name, spec)
-                at = self.clock.now()
+            # All services at once, so a round takes one query's time, not N of them.
+            names = list(self.config.services)
+            rounds = await asyncio.gather(
+                *(source.query_service(name, self.config.services[name]) for name in names)
+            )
+            at = self.clock.now()
+            for name, results in zip(names, rounds, strict=True):
                 for signal, value in results.items():
                     if isinstance(value, ConsoleError):
                         self._signals[name].record_query(signal, None, at, error=str(value))

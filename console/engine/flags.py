@@ -112,6 +112,15 @@ class FlagView:
     def percent_text(self) -> str:
         return format_percent(round(self.percent * 100))
 
+    @property
+    def summary(self) -> str:
+        """One line: "enabled, 10%, allowlist 2 +internal (v3 alice: stage 2)"."""
+        groups = f" +{','.join(self.groups)}" if self.groups else ""
+        return (
+            f"{self.state}, {self.percent_text}, allowlist {self.allowlist_size}{groups} "
+            f"(v{self.version} {self.changed_by}: {self.reason})"
+        )
+
     def as_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "description": self.description, "state": self.state,
@@ -123,6 +132,7 @@ class FlagView:
             "changed_at": self.changed_at, "reason": self.reason,
             "evaluator_version": self.evaluator_version,
             "evaluator_mismatch": self.evaluator_mismatch, "export": self.export.as_json(),
+            "summary": self.summary,
         }
 
 

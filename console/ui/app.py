@@ -12,6 +12,7 @@ from console.engine.core import Engine
 from console.engine.snapshot import Snapshot
 from console.model.clock import Clock, SystemClock
 from console.ui.screens.dashboard import DashboardScreen
+from console.ui.themes import CONN_THEMES
 
 
 class ConnApp(App[None]):
@@ -53,6 +54,9 @@ class ConnApp(App[None]):
         self._owns_engine = False
 
     async def on_mount(self) -> None:
+        for theme in CONN_THEMES:
+            self.register_theme(theme)
+        self.theme = self.engine.config.theme
         if self._keymap:
             self.set_keymap(self._keymap)
         if self.engine.role == "starting":

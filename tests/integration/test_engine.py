@@ -28,8 +28,9 @@ from console.model.clock import FakeClock
 from console.store import open_store
 from console.store.base import EventStore
 from tests.fixtures.fleet import demo_fleet_fixture, flag_file_fixture
+from tests.fixtures.postgres import postgres_dsn, postgres_server
 
-__all__ = ["demo_fleet_fixture", "flag_file_fixture"]
+__all__ = ["demo_fleet_fixture", "flag_file_fixture", "postgres_dsn", "postgres_server"]
 
 pytestmark = pytest.mark.slow
 
@@ -204,3 +205,32 @@ def test_status_text_output_names_every_service(demo_fleet: tuple[DemoFleet, Fle
     for name in ("checkout", "checkout-canary", "payments", "search"):
         assert name in run.stdout
     assert "probed directly" in run.stdout
+
+
+async def test_team_mode_on_postgresql_one_leader_and_a_follower(
+    demo_fleet: tuple[DemoFleet, FleetInfo], postgres_dsn: str
+) -> None:
+    """Two consoles sharing a PostgreSQL store: one leads (advisory lock), one follows."""
+    text = demo_fleet[1].config_path.read_text()
+    text = "\n".join(
+        f'store = "{postgres_dsn}"' if line.startswith("store =") else line
+        for line in text.splitlines()
+    )
+    from console.config import parse_config
+
+    config = parse_config(text)
+    first_store = await open_store(config.store)
+    second_store = await open_store(config.store)
+    try:
+        async with Engine(config, first_store) as first, Engine(config, second_store) as second:
+            await until(lambda: "leader" in (first.role, second.role), 5, "someone leads")
+            await asyncio.sleep(1.5)
+            assert sorted([first.role, second.role]) == ["follower", "leader"]
+            follower = first if first.role == "follower" else second
+            await until(lambda: all_up(follower.snapshot), 10, "the follower renders the leader's rows")
+            leader = second if follower is first else first
+            await leader.stop()
+            await until(lambda: follower.role == "leader", 5, "the follower takes over")
+    finally:
+        await first_store.close()
+        await second_store.close()

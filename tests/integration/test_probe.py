@@ -174,6 +174,26 @@ async def test_waiting_for_a_free_slot_does_not_eat_the_timeout(server: Misbehav
     assert results[2].latency_ms < 300
 
 
+async def test_hung_services_do_not_hold_up_their_pool_neighbours(
+    server: MisbehavingServer,
+) -> None:
+    # four pools of one connection: three hang, whichever pool the fourth
+    # service hashes to, it must be sent to the free one
+    async with Prober(max_connections=4, stripe_size=1, trust_env=False) as prober:
+        started = time.perf_counter()
+        fast = asyncio.create_task(asyncio.sleep(0.1))
+        hung = [
+            asyncio.create_task(prober.probe(f"hung{i}", _spec(server.url("/slow"), timeout=1.0)))
+            for i in range(3)
+        ]
+        await fast
+        for name in ("a", "b", "c", "d", "e"):
+            result = await prober.probe(name, _spec(server.url("/ok")))
+            assert result.health == "up"
+        assert time.perf_counter() - started < 0.8
+        assert [r.health for r in await asyncio.gather(*hung)] == ["down"] * 3
+
+
 async def test_connections_are_kept_alive_across_probes(
     server: MisbehavingServer, prober: Prober
 ) -> None:

@@ -288,3 +288,43 @@ def test_unreadable_ca_bundle_is_source_error(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-ca.pem"
     with pytest.raises(SourceError, match=r"^Prometheus: cannot use ca_bundle .*no-such-ca\.pem"):
         PrometheusSource(PrometheusConfig(url="https://127.0.0.1:1", ca_bundle=missing))
+
+
+async def test_engine_leader_shows_prometheus_values_on_the_panels(
+    scraped: PrometheusServer, scraped_fleet: FleetInfo, tmp_path: Path
+) -> None:
+    """End to end: config -> engine query loop -> live table -> the value a panel renders."""
+    import asyncio
+    import time
+
+    from console.config import parse_config
+    from console.engine.core import Engine
+    from console.store import open_store
+
+    text = scraped_fleet.config_path.read_text().replace(
+        'store = "', f'store = "sqlite:///{tmp_path}/conn.db" # was "', 1
+    )
+    text += (
+        f'\n[sources.prometheus]\nurl = "{scraped.url}"\ninterval = "1s"\n'
+        f"\n[services.checkout.queries]\np95 = '{P95_TEMPLATE}'\nerror_rate = '{ERRORS_TEMPLATE}'\n"
+    )
+    config = parse_config(text)
+    store = await open_store(config.store)
+    try:
+        async with Engine(config, store) as engine:
+            deadline = time.monotonic() + 15
+            while True:
+                view = engine.snapshot.service("checkout")
+                live = view.live if view else None
+                p95 = live.signal("p95") if live else None
+                if p95 is not None and p95.source == "prometheus" and p95.value is not None:
+                    break
+                assert time.monotonic() < deadline, f"no Prometheus p95 on the panel: {p95}"
+                await asyncio.sleep(0.2)
+            assert 1 < p95.value < 2000, "a plausible latency in ms"
+            errors = live.signal("error_rate") if live else None
+            assert errors is not None and errors.source == "prometheus"
+            search = engine.snapshot.service("search")
+            assert search and search.live and search.live.signal("p95").source == "probe"  # type: ignore[union-attr]
+    finally:
+        await store.close()

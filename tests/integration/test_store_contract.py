@@ -316,6 +316,44 @@ async def test_postgres_url_hides_the_password(postgres_server: PostgresServer) 
         await opened.close()
 
 
+async def next_event(events: AsyncIterator[Event], within: float) -> Event:
+    return await asyncio.wait_for(anext(events), within)
+
+
+async def test_postgres_subscribers_wake_on_notify_and_survive_losing_it(postgres_dsn: str) -> None:  # noqa: F811
+    from console.store.postgres import PostgresEventStore
+
+    # A 30 s poll: an event seen within 2 s can only have come through NOTIFY.
+    notified = await PostgresEventStore.open(postgres_dsn, poll_interval=30)
+    polling = await PostgresEventStore.open(postgres_dsn, poll_interval=0.2)
+    writer = await open_store(postgres_dsn)
+    fast, slow = notified.subscribe(), polling.subscribe()
+    try:
+        first = asyncio.ensure_future(next_event(fast, 5))
+        await asyncio.sleep(0.3)  # let it read the empty log and start listening
+        await writer.append("flag/a", 0, [NewEvent("flag.created")], actor=BOB, at=1.0)
+        assert (await asyncio.wait_for(first, 2)).type == "flag.created"
+
+        assert (await next_event(slow, 5)).position == 1
+        admin = await asyncpg.connect(postgres_dsn)
+        try:  # cut every LISTEN session: subscribers must fall back to polling
+            cut = await admin.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+            )
+        finally:
+            await admin.close()
+        assert len(cut) == 2  # one listener per subscribing store
+        await writer.append("flag/a", 1, [NewEvent("flag.toggled")], actor=BOB, at=2.0)
+        assert (await next_event(slow, 5)).type == "flag.toggled"
+    finally:
+        for follower in (fast, slow):
+            assert isinstance(follower, AsyncGenerator)
+            await follower.aclose()
+        for opened in (notified, polling, writer):
+            await opened.close()
+
+
 async def test_postgres_schema_too_new_is_refused(postgres_dsn: str) -> None:  # noqa: F811
     opened = await open_store(postgres_dsn)
     await opened.close()

@@ -157,7 +157,7 @@ def shown_signal(signal: SignalValue | None, stale: bool, *, rate: bool = False)
 
 
 def format_ratio(ratio: float | None) -> str:
-    """"×1.8", "×12", "×0.98", "×∞"; "—" when either side has no fresh value."""
+    """Canary ÷ baseline as "×1.8", "×12", "×0.98", "×∞"; "—" when either side has no fresh value."""
     if ratio is None:
         return "—"
     if math.isinf(ratio):
@@ -233,7 +233,7 @@ def errors_data(view: ServiceView, now: float) -> ErrorsData:
     source = signal.source if signal is not None else "probe"
     texts: list[tuple[Shown, str]] = []
     for window in ("1m", "5m"):
-        counts = live.errors.get(window)  # type: ignore[call-overload]
+        counts = live.errors.get(window)
         if counts is None or counts.total == 0:
             texts.append((Shown("no data", "no_data"), f"· 0 probes in {window}"))
             continue
@@ -245,7 +245,13 @@ def errors_data(view: ServiceView, now: float) -> ErrorsData:
         rate = texts[0][0]  # 0 of 0 is "no data", whatever else the signal says
     note = signal.detail if signal is not None and signal.state == "source_down" else ""
     return ErrorsData(
-        source, rate, texts[0][1], texts[1][0], texts[1][1], live.history.get("error_rate", ()), note
+        source,
+        rate,
+        texts[0][1],
+        texts[1][0],
+        texts[1][1],
+        live.history.get("error_rate", ()),
+        note,
     )
 
 
@@ -295,7 +301,10 @@ def compare_data(view: ServiceView, baseline: ServiceView, now: float) -> Compar
     for name in names:
         mine = canary_live.signal(name) if canary_live else None
         theirs = base_live.signal(name) if base_live else None
-        mine_state, their_state = effective_state(mine, canary_stale), effective_state(theirs, base_stale)
+        mine_state, their_state = (
+            effective_state(mine, canary_stale),
+            effective_state(theirs, base_stale),
+        )
         if name in ratios:
             ratio = ratios[name]
         else:
@@ -307,7 +316,9 @@ def compare_data(view: ServiceView, baseline: ServiceView, now: float) -> Compar
                 name=name,
                 label=label or name,
                 canary=shown_signal(mine, canary_stale, rate=rate),
-                baseline=shown_signal(theirs, base_stale, rate=rate) if base_live else Shown("—", "muted"),
+                baseline=shown_signal(theirs, base_stale, rate=rate)
+                if base_live
+                else Shown("—", "muted"),
                 ratio=format_ratio(ratio),
                 info=_compare_info(mine, mine_state, theirs, their_state, base_live is None),
             )
@@ -324,7 +335,10 @@ def _ratio(mine: SignalValue | None, theirs: SignalValue | None) -> float | None
 
 
 def _compare_info(
-    mine: SignalValue | None, mine_state: str, theirs: SignalValue | None, their_state: str,
+    mine: SignalValue | None,
+    mine_state: str,
+    theirs: SignalValue | None,
+    their_state: str,
     no_baseline: bool,
 ) -> Shown:
     """Why a ratio is missing, or where the canary's value came from."""

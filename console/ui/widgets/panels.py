@@ -6,6 +6,11 @@ does change, the watcher hands each piece to a :class:`Cell`, whose own
 reactive compares again — so a new probe that moves one number repaints that
 one cell, and the once-a-second tick repaints only :class:`Age` cells.
 
+The reactives are ``var``: they run their watcher but do not repaint the
+widget that holds them, because repainting a panel repaints every cell in its
+region; the only things that repaint are a :class:`Cell` whose text or state
+changed (``Static.update``) and a sparkline whose line changed.
+
 Layout (narrow one-line rows, or bordered boxes when there is room) is CSS
 in ``ServiceDetail.DEFAULT_CSS``; the panels only decide what is in them.
 """
@@ -13,12 +18,10 @@ in ``ServiceDetail.DEFAULT_CSS``; the panels only decide what is in them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Generic, TypeVar
 
 from textual.app import ComposeResult
 from textual.containers import HorizontalGroup, VerticalGroup
-from textual.reactive import reactive
-from textual.widget import Widget
+from textual.reactive import var
 from textual.widgets import Static
 
 from console.ui.text import safe_text
@@ -41,7 +44,7 @@ CELL_LIMIT = 160
 class Cell(Static):
     """One piece of text in one state's colour; repaints only when either changes."""
 
-    shown: reactive[Shown] = reactive(Shown(""), layout=False, init=False)
+    shown: var[Shown] = var(Shown(""), init=False)
     """The text and its state."""
 
     def __init__(self, shown: Shown | str = "", *, classes: str | None = None) -> None:
@@ -71,10 +74,22 @@ class Age(Cell):
     """An age ("2s", "for 4m · updated 2s ago"): the only thing the clock tick repaints."""
 
 
+class _Titled(VerticalGroup):
+    """A panel whose border title (shown in the wide layout) follows its data."""
+
+    _title_text = ""
+
+    def _set_title(self, title: str) -> None:
+        # Only when it differs: Textual repaints on every assignment.
+        if title != self._title_text:
+            self._title_text = title
+            self.border_title = safe_text(title, limit=80)
+
+
 class HealthPanel(HorizontalGroup):
     """State with its symbol, the reason, and how long ago (narrow: one line)."""
 
-    data: reactive[HealthData | None] = reactive(None, layout=False, init=False)
+    data: var[HealthData | None] = var(None, init=False)
     """What the panel shows, without ages."""
 
     def __init__(self) -> None:
@@ -100,10 +115,10 @@ class HealthPanel(HorizontalGroup):
         self.query_one(Age).show(age)
 
 
-class LatencyPanel(VerticalGroup):
+class LatencyPanel(_Titled):
     """p50/p95/p99 over 1m marked against thresholds, 5m values, a p95 sparkline."""
 
-    data: reactive[LatencyData | None] = reactive(None, layout=False, init=False)
+    data: var[LatencyData | None] = var(None, init=False)
     """What the panel shows."""
 
     def compose(self) -> ComposeResult:
@@ -126,7 +141,7 @@ class LatencyPanel(VerticalGroup):
     def watch_data(self, data: LatencyData | None) -> None:
         if data is None:
             return
-        set_title(self, "latency" if data.source == "probe" else f"latency · {data.source}")
+        self._set_title("latency" if data.source == "probe" else f"latency · {data.source}")
         for row, values in (("now", data.now), ("five", data.five)):
             for p, shown in zip(("p50", "p95", "p99"), values, strict=True):
                 self.query_one(f".{row} .{p}", Cell).show(shown)
@@ -137,10 +152,10 @@ class LatencyPanel(VerticalGroup):
             spark.show(data.history)
 
 
-class ErrorsPanel(VerticalGroup):
+class ErrorsPanel(_Titled):
     """Error rate with its counts ("0.42% · 3 of 712 in 1m"), 5m, a rate sparkline."""
 
-    data: reactive[ErrorsData | None] = reactive(None, layout=False, init=False)
+    data: var[ErrorsData | None] = var(None, init=False)
     """What the panel shows."""
 
     def compose(self) -> ComposeResult:
@@ -161,7 +176,7 @@ class ErrorsPanel(VerticalGroup):
     def watch_data(self, data: ErrorsData | None) -> None:
         if data is None:
             return
-        set_title(self, "errors" if data.source == "probe" else f"errors · {data.source}")
+        self._set_title("errors" if data.source == "probe" else f"errors · {data.source}")
         self.query_one(".now .value", Cell).show(data.rate)
         self.query_one(".now .counts", Cell).show(Shown(data.counts, "muted"))
         self.query_one(".five .value", Cell).show(data.rate_five)
@@ -173,17 +188,18 @@ class ErrorsPanel(VerticalGroup):
             spark.show(data.history)
 
 
-RowData = TypeVar("RowData", SignalRow, CompareRow)
+RowData = SignalRow | CompareRow
+"""What one row of a table panel shows."""
 
 
-class _Row(HorizontalGroup, Generic[RowData]):
+class _Row(HorizontalGroup):
     """One row of a table panel; its data is reactive like a panel's.
 
     A row is created with its data and may get ages before it is mounted
     (rows mount asynchronously); both are drawn when it mounts.
     """
 
-    data: reactive[RowData | None] = reactive(None, layout=False, init=False)
+    data: var[RowData | None] = var(None, init=False)
     """What the row shows, without its age."""
 
     def __init__(self, data: RowData) -> None:
@@ -212,7 +228,7 @@ class _Row(HorizontalGroup, Generic[RowData]):
             self.query_one(Age).show(Shown(age, "muted"))
 
 
-class SignalRowView(_Row[SignalRow]):
+class SignalRowView(_Row):
     """label · value and mark · source · age · detail."""
 
     def compose(self) -> ComposeResult:
@@ -222,7 +238,8 @@ class SignalRowView(_Row[SignalRow]):
         yield Age(classes="age")
         yield Cell(classes="detail")
 
-    def _draw(self, data: SignalRow) -> None:
+    def _draw(self, data: RowData) -> None:
+        assert isinstance(data, SignalRow)
         self.query_one(".label", Cell).show(data.label)
         self.query_one(".value", Cell).show(data.value)
         self.query_one(".source", Cell).show(Shown(data.source, "muted"))
@@ -231,7 +248,7 @@ class SignalRowView(_Row[SignalRow]):
         self.set_class(data.quiet, "-quiet")
 
 
-class CompareRowView(_Row[CompareRow]):
+class CompareRowView(_Row):
     """label · canary · baseline · ratio · canary's age · why / where from."""
 
     def compose(self) -> ComposeResult:
@@ -242,7 +259,8 @@ class CompareRowView(_Row[CompareRow]):
         yield Age(classes="age")
         yield Cell(classes="detail")
 
-    def _draw(self, data: CompareRow) -> None:
+    def _draw(self, data: RowData) -> None:
+        assert isinstance(data, CompareRow)
         self.query_one(".label", Cell).show(data.label)
         self.query_one(".canary", Cell).show(data.canary)
         self.query_one(".baseline", Cell).show(data.baseline)
@@ -250,14 +268,14 @@ class CompareRowView(_Row[CompareRow]):
         self.query_one(".detail", Cell).show(data.info)
 
 
-class _RowList(VerticalGroup, Generic[RowData]):
+class _RowList(_Titled):
     """Rows keyed by signal name: a new set of names remounts, otherwise rows update in place."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._row_views: list[_Row[RowData]] = []
+        self._row_views: list[_Row] = []
 
-    def _sync(self, rows: Sequence[RowData], make: type[_Row[RowData]]) -> None:
+    def _sync(self, rows: Sequence[RowData], make: type[_Row]) -> None:
         current = self._row_views
         if [r.data.name if r.data is not None else None for r in current] != [r.name for r in rows]:
             for widget in current:
@@ -275,10 +293,10 @@ class _RowList(VerticalGroup, Generic[RowData]):
             widget.show_age(age)
 
 
-class SignalsPanel(_RowList[SignalRow]):
+class SignalsPanel(_RowList):
     """The named signals, one row each."""
 
-    data: reactive[tuple[SignalRow, ...]] = reactive((), layout=True, init=False)
+    data: var[tuple[SignalRow, ...]] = var((), init=False)
     """The rows shown."""
 
     def __init__(self) -> None:
@@ -289,10 +307,10 @@ class SignalsPanel(_RowList[SignalRow]):
         self._sync(data, SignalRowView)
 
 
-class ComparePanel(_RowList[CompareRow]):
+class ComparePanel(_RowList):
     """The canary next to its baseline: p95, error rate, named signals, ratios."""
 
-    data: reactive[CompareData | None] = reactive(None, layout=True, init=False)
+    data: var[CompareData | None] = var(None, init=False)
     """The table shown; None hides the panel."""
 
     def compose(self) -> ComposeResult:
@@ -306,7 +324,7 @@ class ComparePanel(_RowList[CompareRow]):
         if data is None:
             self._sync((), CompareRowView)
             return
-        set_title(self, f"{data.canary} vs {data.baseline}")
+        self._set_title(f"{data.canary} vs {data.baseline}")
         self.query_one(".header .canary", Cell).show(Shown(data.canary, "muted"))
         self.query_one(".header .baseline", Cell).show(Shown(data.baseline, "muted"))
         self._sync(data.rows, CompareRowView)
@@ -323,10 +341,3 @@ __all__ = [
     "SignalRowView",
     "SignalsPanel",
 ]
-
-
-def set_title(widget: Widget, title: str) -> None:
-    """Set a border title only when it differs: Textual repaints on every assignment."""
-    if getattr(widget, "_conn_title", None) != title:
-        widget._conn_title = title  # type: ignore[attr-defined]
-        widget.border_title = safe_text(title, limit=80)

@@ -17,6 +17,9 @@ since the dashboard decides how much room the detail gets:
 * wide (at least ``WIDE_MIN_WIDTH`` columns and tall enough for every box,
   e.g. 120x40): bordered panels two by two, 5m values, full-width sparklines,
   and the comparison below them.
+
+The three inputs are ``var`` reactives: setting them runs ``_update`` but
+does not repaint this widget (which would repaint every panel in it).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Container
 from textual.events import Resize
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widget import Widget
 
 from console.engine.snapshot import ServiceView
@@ -121,11 +124,11 @@ class ServiceDetail(Widget):
     ServiceDetail HealthPanel .-s-stale { color: $warning; text-style: bold; }
     """
 
-    view: reactive[ServiceView | None] = reactive(None, init=False)
+    view: var[ServiceView | None] = var(None, init=False)
     """The service shown (None: nothing selected)."""
-    baseline: reactive[ServiceView | None] = reactive(None, init=False)
+    baseline: var[ServiceView | None] = var(None, init=False)
     """Its baseline when it is a canary; shows the comparison."""
-    now: reactive[float] = reactive(0.0, init=False)
+    now: var[float] = var(0.0, init=False)
     """The clock time ages and staleness are judged against."""
 
     def compose(self) -> ComposeResult:
@@ -176,7 +179,9 @@ class ServiceDetail(Widget):
         signals.set_class(not rows, "-empty")
         ages = {s.name: _age(s.at, now) for s in named_signals(view.live)}
         if view.live is not None:
-            ages |= {n: _age(s.at, now) for n in ("p95", "error_rate") if (s := view.live.signal(n))}
+            ages |= {
+                n: _age(s.at, now) for n in ("p95", "error_rate") if (s := view.live.signal(n))
+            }
         signals.show_ages([ages[r.name] for r in rows])
         compare = self.query_one(ComparePanel)
         table = compare_data(view, self.baseline, now) if self.baseline is not None else None

@@ -90,7 +90,9 @@ class SparkText(Widget):
     line: reactive[str] = reactive("", layout=False)
     """The characters on screen."""
 
-    def __init__(self, *, min_width: int = 6, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self, *, min_width: int = 6, id: str | None = None, classes: str | None = None
+    ) -> None:
         super().__init__(id=id, classes=classes)
         self._points: tuple[float | None, ...] = ()
         self._min_width = min_width

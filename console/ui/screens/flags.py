@@ -1,0 +1,254 @@
+"""The flags screen: every flag at a glance, changed from the keyboard with a reason.
+
+It reads and commands ``app.engine.flags`` (the engine's FlagService) and
+re-renders whenever the app's snapshot changes, so changes made elsewhere (the
+CLI, another console, a rollout stage) show up here too. Every change goes
+through a confirmation that asks for a reason; the kill switch also makes the
+operator type the flag's name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from console.engine.flags import FlagService, FlagView
+from console.errors import ConsoleError
+from console.model.flags import key_problem, percent_to_weight
+from console.model.units import parse_percent
+from console.ui.modals.confirm import ConfirmModal
+from console.ui.modals.prompt import PromptModal
+from console.ui.text import format_age, safe_markup, safe_text
+
+_COLUMNS = (("name", "Flag"), ("state", "State"), ("percent", "%"), ("allow", "Allow"),
+            ("change", "Last change"))
+
+
+def _percent_problem(text: str) -> str | None:
+    try:
+        percent_to_weight(parse_percent(text))
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+class FlagsScreen(Screen[None]):
+    """Flags: name, state, percentage, allowlist size, last change; keys to change them."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="flags-back"),
+        Binding("space", "toggle_flag", "On/off", id="flags-toggle"),
+        Binding("percent_sign", "percent", "Set %", id="flags-percent", key_display="%"),
+        Binding("k", "kill", "Kill", id="flags-kill"),
+        Binding("e", "evaluate", "Key in?", id="flags-evaluate"),
+    ]
+
+    DEFAULT_CSS = """
+    FlagsScreen #flags-title { height: 1; padding: 0 1; background: $panel; text-style: bold; }
+    FlagsScreen #flags-table { height: 1fr; border: none; }
+    FlagsScreen #flags-detail { height: auto; max-height: 7; padding: 0 1; border-top: solid $panel-lighten-2; }
+    FlagsScreen #flags-export { height: auto; padding: 0 1; }
+    FlagsScreen #flags-export.problem { color: $error; text-style: bold; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("Feature flags", id="flags-title")
+        table: DataTable[Any] = DataTable(id="flags-table", cursor_type="row", zebra_stripes=True)
+        for key, label in _COLUMNS:
+            table.add_column(label, key=key)
+        yield table
+        yield Static("", id="flags-detail")
+        yield Static("", id="flags-export")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "snapshot", lambda _: self.refresh_flags(), init=True)
+        if getattr(self.app, "ticking", True):
+            self.set_interval(5.0, self.refresh_flags)  # ages only
+        self.query_one(DataTable).focus()
+
+    # --- state ------------------------------------------------------------------------
+
+    @property
+    def service(self) -> FlagService:
+        flags: FlagService = self.app.engine.flags  # type: ignore[attr-defined]
+        return flags
+
+    @property
+    def selected(self) -> str | None:
+        """The flag under the cursor."""
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return str(row_key.value) if row_key.value is not None else None
+
+    def _now(self) -> float:
+        clock = getattr(self.app, "clock", None)
+        return float(clock.now()) if clock is not None else 0.0
+
+    def refresh_flags(self) -> None:
+        """Render the service's views now (after a snapshot, a command or a tick)."""
+        views = self.service.views()
+        table = self.query_one(DataTable)
+        selected = self.selected
+        names = [v.name for v in views]
+        if [str(key.value) for key in table.rows] != names:
+            table.clear()
+            for view in views:
+                table.add_row(*self._cells(view), key=view.name)
+            if selected in names:
+                table.move_cursor(row=names.index(selected))
+        else:
+            for view in views:
+                for (column, _), cell in zip(_COLUMNS, self._cells(view), strict=True):
+                    table.update_cell(view.name, column, cell)
+        self._show_detail()
+        status = self.service.export_status()
+        export = self.query_one("#flags-export", Static)
+        problem = status.state in ("edited", "error")
+        export.set_class(problem, "problem")
+        text = f"flag file {status.path}: {status.state}"
+        export.update(safe_text(text + (f" — {status.message}" if status.message else ""), limit=400))
+
+    def _cells(self, view: FlagView) -> tuple[Any, ...]:
+        style = {"killed": "bold reverse", "disabled": "dim"}.get(view.state, "")
+        mark = " ⚠" if view.evaluator_mismatch else ""
+        groups = f"+{len(view.groups)}g" if view.groups else ""
+        age = format_age(self._now() - view.changed_at)
+        return (
+            safe_text(view.name + mark, limit=28),
+            safe_text(view.state, style=style),
+            view.percent_text,
+            f"{view.allowlist_size}{groups}",
+            safe_text(f"{view.changed_by} {age} ago", limit=30),
+        )
+
+    def _show_detail(self, extra: str = "") -> None:
+        name = self.selected
+        detail = self.query_one("#flags-detail", Static)
+        if name is None:
+            detail.update("[dim]no flags — define them under \\[flags.define.NAME] in the config[/]")
+            return
+        view = self.service.view(name)
+        lines = [
+            f"[b]{safe_markup(view.name)}[/b] {safe_markup(view.description, limit=60)}",
+            f"{view.state}, {view.percent_text} get {safe_markup(view.on_variant)!r}; "
+            f"{view.targeted_keys} keys always on"
+            + (f" (groups {safe_markup(', '.join(view.groups))})" if view.groups else ""),
+            f"v{view.version} {safe_markup(view.last_change)} by {safe_markup(view.changed_by)}: "
+            f"{safe_markup(view.reason, limit=80)}",
+        ]
+        if view.evaluator_mismatch:
+            lines.append(
+                f"[b]⚠ written with openfeature-flagd-core {safe_markup(view.evaluator_version)}, "
+                f"installed {safe_markup(self.service.evaluator_version)}: bucketing may differ[/b]"
+            )
+        if extra:
+            lines.append(extra)
+        detail.update("\n".join(lines))
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self._show_detail()
+
+    # --- actions ------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_toggle_flag(self) -> None:
+        if (name := self.selected) is not None:
+            self._toggle(name)
+
+    def action_percent(self) -> None:
+        if (name := self.selected) is not None:
+            self._set_percent(name)
+
+    def action_kill(self) -> None:
+        if (name := self.selected) is not None:
+            self._kill(name)
+
+    def action_evaluate(self) -> None:
+        if (name := self.selected) is not None:
+            self._evaluate(name)
+
+    @work(exclusive=True, exit_on_error=False, group="flags")
+    async def _toggle(self, name: str) -> None:
+        view = self.service.view(name)
+        if view.state == "enabled":
+            title, body = f"Turn {name} off?", (
+                "flagd will treat the flag as absent: applications get their code default.")
+            command = self.service.disable
+        else:
+            title = f"Turn {name} on?"
+            body = (f"Lifts the kill switch; {view.percent_text} and the allowlist apply again."
+                    if view.killed else f"{view.percent_text} and the allowlist apply again.")
+            command = self.service.enable
+        result = await self.app.push_screen_wait(ConfirmModal(title, body))
+        if result is not None:
+            await self._run(command(name, reason=result.reason), f"{name}: {title.lower()[:-1]}")
+
+    @work(exclusive=True, exit_on_error=False, group="flags")
+    async def _set_percent(self, name: str) -> None:
+        view = self.service.view(name)
+        typed = await self.app.push_screen_wait(PromptModal(
+            f"Roll out {name}", f"Percentage of keys that get {view.on_variant!r} (now {view.percent_text}):",
+            placeholder="e.g. 10 or 0.5%", validate=_percent_problem,
+        ))
+        if not typed:
+            return
+        wanted = f"{parse_percent(typed):g}%"
+        note = " Lowering it turns some keys off." if parse_percent(typed) < view.percent else ""
+        result = await self.app.push_screen_wait(ConfirmModal(
+            f"Set {name} to {wanted}?", f"Now {view.percent_text}.{note}", confirm_label="Set"))
+        if result is not None:
+            await self._run(
+                self.service.set_percent(name, typed, reason=result.reason), f"{name}: {wanted}")
+
+    @work(exclusive=True, exit_on_error=False, group="flags")
+    async def _kill(self, name: str) -> None:
+        view = self.service.view(name)
+        result = await self.app.push_screen_wait(ConfirmModal(
+            f"Kill {name}?",
+            f"Everyone gets {view.off_variant!r}, whatever the percentage, allowlist or code "
+            "default, until it is turned on again.",
+            type_to_confirm=name, confirm_label="Kill",
+        ))
+        if result is not None:
+            await self._run(self.service.kill(name, reason=result.reason), f"{name}: killed")
+
+    @work(exclusive=True, exit_on_error=False, group="flags")
+    async def _evaluate(self, name: str) -> None:
+        key = await self.app.push_screen_wait(PromptModal(
+            f"Is a key in {name}?", "Targeting key (e.g. a user id):",
+            placeholder="user-42", validate=key_problem,
+        ))
+        if not key:
+            return
+        try:
+            answer = self.service.evaluate(name, key)
+        except ConsoleError as e:
+            self.notify(safe_markup(str(e)), severity="error", title="evaluate")
+            return
+        variant = answer.variant if answer.variant is not None else "(code default)"
+        line = (f"{safe_markup(key, limit=40)} → [b]{safe_markup(variant)}[/b] "
+                f"({safe_markup(str(answer.value).lower())}): {answer.reason} "
+                f"[dim]{safe_markup(answer.detail)}[/]")
+        self._show_detail(line)
+        self.notify(line, title=f"{name}: {answer.reason}")
+
+    async def _run(self, change: Any, done: str) -> None:
+        """Await a command; show what happened (errors in the operator's words)."""
+        try:
+            await change
+        except ConsoleError as e:  # CommandError, ConcurrencyError, ActionError (recorded)
+            self.notify(safe_markup(str(e), limit=400), severity="error", title="flag change")
+        else:
+            self.notify(safe_markup(done), title="flags")
+        self.refresh_flags()

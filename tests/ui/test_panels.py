@@ -1,0 +1,508 @@
+"""The signal panels, driven by Pilot with fixed data: every state, both layouts, repaints.
+
+The detail gets the room the dashboard gives it: 12 rows at 80x24 (under the
+services table), 28 rows at 120x40.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+from rich.cells import cell_len
+from textual.widget import Widget
+
+from console.model.signals import ServiceLive
+from console.ui.widgets.panel_data import (
+    Shown,
+    compare_data,
+    errors_data,
+    format_number,
+    format_ratio,
+    health_data,
+    value_text,
+)
+from console.ui.widgets.panels import (
+    Age,
+    Cell,
+    ComparePanel,
+    CompareRowView,
+    ErrorsPanel,
+    HealthPanel,
+    LatencyPanel,
+    SignalRowView,
+    SignalsPanel,
+)
+from console.ui.widgets.service_detail import ServiceDetail
+from console.ui.widgets.sparkline import SparkText
+from tests.fixtures.panels import (
+    NOW,
+    DetailApp,
+    canary_pair,
+    live,
+    named,
+    scenarios,
+    screen_text,
+    signal,
+    text_of,
+    view,
+    visible,
+)
+
+NARROW = ((80, 24), 12)
+WIDE = ((120, 40), 28)
+SIZES = pytest.mark.parametrize(("size", "rows"), [NARROW, WIDE], ids=["80x24", "120x40"])
+
+NUMBERS = ".value, .ratio, .counts, .age, .state"
+"""Cells that carry numbers or states: never cut, never outside the detail."""
+
+
+def app_for(name: str, rows: int) -> DetailApp:
+    shown, baseline = scenarios()[name]
+    return DetailApp(shown, baseline=baseline, height=rows)
+
+
+def cell(app: DetailApp, selector: str) -> Cell:
+    return app.query_one(selector, Cell)
+
+
+def texts(app: DetailApp, selector: str) -> list[str]:
+    return [text_of(w) for w in app.query(selector) if visible(w)]
+
+
+def assert_fits(app: DetailApp) -> None:
+    """Every visible number is whole and inside the detail: no scrolling, no clipping."""
+    detail = app.query_one(ServiceDetail).region
+    for widget in app.query(NUMBERS).results(Cell):
+        if not visible(widget):
+            continue
+        text = text_of(widget)
+        assert cell_len(text) <= widget.region.width, f"cut: {text!r} in {widget.region}"
+        assert detail.contains_region(widget.region), f"outside the detail: {text!r}"
+
+
+def row_of(app: DetailApp, kind: type[Widget], label: str) -> Widget:
+    return next(r for r in app.query(kind) if text_of(r.query_one(".label", Cell)) == label)
+
+
+# --- every state --------------------------------------------------------------------------
+
+
+@SIZES
+async def test_up(size: tuple[int, int], rows: int) -> None:
+    app = app_for("up", rows)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        assert text_of(cell(app, "HealthPanel .state")) == "● up"
+        assert cell(app, "HealthPanel .state").has_class("-s-up")
+        assert text_of(cell(app, "HealthPanel .reason")) == "HTTP 200, 3 checks ok"
+        assert text_of(cell(app, "HealthPanel .age")) == "for 4m · updated 2s ago"
+        assert texts(app, "LatencyPanel .now .value") == ["p50 42.1 ms", "p95 180 ms", "p99 312 ms"]
+        assert texts(app, "ErrorsPanel .now .value, ErrorsPanel .now .counts") == [
+            "0.42%",
+            "· 3 of 712 in 1m",
+        ]
+        assert texts(app, "SignalRowView .label") == ["cache hit", "memory", "breaker opens"]
+        assert texts(app, "SignalRowView .value") == ["93.1%", "45.2%", "0"]
+        assert texts(app, "SignalRowView .age") == ["1s", "1s", "1s"]
+        assert not app.query_one(ComparePanel).has_class("-empty") is False
+        assert_fits(app)
+
+
+async def test_narrow_is_one_line_per_panel_and_drops_5m_first() -> None:
+    app = app_for("up", 12)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        detail = app.query_one(ServiceDetail)
+        assert detail.has_class("-narrow")
+        lines = screen_text(app)
+        assert lines[0].startswith(" checkout  ● up  HTTP 200, 3 checks ok")
+        assert lines[0].endswith("for 4m · updated 2s ago")
+        assert lines[1].startswith(" latency 1m    p50 42.1 ms")
+        assert lines[2].startswith(" errors 1m     0.42% · 3 of 712 in 1m")
+        assert lines[3].startswith(" cache hit     93.1%")
+        assert not any(visible(w) for w in app.query(".five, .history"))
+        inline = [s for s in app.query(SparkText) if visible(s)]
+        assert len(inline) == 2 and all(s.has_class("inline") for s in inline)
+        assert all(text_of(s) and len(text_of(s)) == s.region.width for s in inline)
+
+
+async def test_wide_uses_the_space_boxes_5m_and_long_sparklines() -> None:
+    app = app_for("up", 28)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.query_one(ServiceDetail).has_class("-wide")
+        latency = app.query_one(LatencyPanel)
+        assert texts(app, "LatencyPanel .five .value") == ["p50 40.0 ms", "p95 170 ms", "p99 290 ms"]
+        assert texts(app, "ErrorsPanel .five .value, ErrorsPanel .five .counts") == [
+            "0.40%",
+            "· 14 of 3,512 in 5m",
+        ]
+        health, errors = app.query_one(HealthPanel), app.query_one(ErrorsPanel)
+        assert health.region.y == latency.region.y, "health and latency side by side"
+        assert errors.region.y == app.query_one(SignalsPanel).region.y
+        blocks = [s for s in app.query(SparkText) if visible(s)]
+        assert all(s.has_class("block") for s in blocks) and len(blocks) == 2
+        assert len(text_of(blocks[0])) == 60, "the whole p95 history fits"
+        assert "signals" in str(app.query_one(SignalsPanel).border_title)
+        # The routine detail of an ok signal has room here.
+        assert "metrics.cache_hit_rate in the health JSON" in texts(app, "SignalRowView .detail")
+
+
+@SIZES
+async def test_degraded_with_warnings(size: tuple[int, int], rows: int) -> None:
+    app = app_for("degraded", rows)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        assert text_of(cell(app, "HealthPanel .state")) == "▲ degraded"
+        assert cell(app, "HealthPanel .state").has_class("-s-degraded")
+        p95 = cell(app, "LatencyPanel .now .p95")
+        assert text_of(p95) == "p95 620 ms ▲"
+        assert p95.has_class("-s-warning")
+        assert text_of(cell(app, "ErrorsPanel .now .value")) == "1.26% ▲"
+        cache = row_of(app, SignalRowView, "cache hit").query_one(".value", Cell)
+        assert text_of(cache) == "76% ▲" and cache.has_class("-s-warning")
+        assert_fits(app)
+
+
+@SIZES
+async def test_down_with_criticals(size: tuple[int, int], rows: int) -> None:
+    app = app_for("down", rows)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        assert text_of(cell(app, "HealthPanel .state")) == "✖ down"
+        assert cell(app, "HealthPanel .state").has_class("-s-down")
+        assert texts(app, "LatencyPanel .now .value") == [
+            "p50 42.1 ms",
+            "p95 1,480 ms ✖",
+            "p99 2,012 ms ✖",
+        ]
+        assert cell(app, "LatencyPanel .now .p99").has_class("-s-critical")
+        assert text_of(cell(app, "ErrorsPanel .now .value")) == "11.43% ✖"
+        breaker = row_of(app, SignalRowView, "breaker opens").query_one(".value", Cell)
+        assert text_of(breaker) == "7 ✖" and breaker.has_class("-s-critical")
+        assert_fits(app)
+
+
+@SIZES
+async def test_no_value_yet(size: tuple[int, int], rows: int) -> None:
+    app = app_for("waiting", rows)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        assert text_of(cell(app, "HealthPanel .name")) == "search"
+        assert text_of(cell(app, "HealthPanel .state")) == "? unknown"
+        assert text_of(cell(app, "HealthPanel .reason")) == "waiting for the first probe"
+        assert text_of(cell(app, "HealthPanel .age")) == "no value yet"
+        assert texts(app, "LatencyPanel .now .value") == ["p50 no data", "p95 no data", "p99 no data"]
+        assert text_of(cell(app, "ErrorsPanel .now .value")) == "no data"
+        assert app.query_one(SignalsPanel).has_class("-empty")
+        assert_fits(app)
+
+
+@SIZES
+async def test_unknown_before_the_first_probe(size: tuple[int, int], rows: int) -> None:
+    app = app_for("unknown", rows)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        assert text_of(cell(app, "HealthPanel .state")) == "? unknown"
+        assert text_of(cell(app, "HealthPanel .age")) == "updated 2s ago"
+        assert texts(app, "SignalRowView .value") == ["no data"] * 3
+        assert texts(app, "SignalRowView .age") == ["—"] * 3
+        assert texts(app, "SignalRowView .detail") == ["no probe yet"] * 3
+        assert all(not text_of(s).strip() for s in app.query(SparkText))
+        assert_fits(app)
+
+
+@SIZES
+async def test_no_data_is_never_zero(size: tuple[int, int], rows: int) -> None:
+    app = app_for("no_data", rows)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        value = cell(app, "ErrorsPanel .now .value")
+        assert text_of(value) == "no data" and value.has_class("-s-no-data")
+        assert text_of(cell(app, "ErrorsPanel .now .counts")) == "· 0 probes in 1m"
+        assert texts(app, "LatencyPanel .now .value") == ["p50 no data", "p95 no data", "p99 no data"]
+        screen = "\n".join(screen_text(app))
+        assert "0%" not in screen.replace("0.40%", ""), "0 of 0 must not read as 0%"
+        assert_fits(app)
+
+
+@SIZES
+async def test_stale_by_word_and_symbol(size: tuple[int, int], rows: int) -> None:
+    app = app_for("stale", rows)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        state = cell(app, "HealthPanel .state")
+        assert text_of(state) == "⌛ stale · last ● up" and state.has_class("-s-stale")
+        age = cell(app, "HealthPanel .age")
+        assert text_of(age) == "for 4m · updated 47s ago" and age.has_class("-s-stale")
+        assert texts(app, "LatencyPanel .now .value") == [
+            "p50 42.1 ms ⌛",
+            "p95 180 ms ⌛",
+            "p99 312 ms ⌛",
+        ]
+        assert all(c.has_class("-s-stale") for c in app.query("LatencyPanel .now .value"))
+        assert text_of(cell(app, "ErrorsPanel .now .value")) == "0.42% ⌛"
+        assert texts(app, "SignalRowView .value") == ["93.1% ⌛", "45.2% ⌛", "0 ⌛"]
+        assert_fits(app)
+
+
+async def test_a_value_turns_stale_as_the_clock_moves() -> None:
+    app = DetailApp(view(live()), height=12)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert text_of(cell(app, "HealthPanel .state")) == "● up"
+        app.detail.now = NOW + 1  # updated 3s ago: three 1s intervals, not over
+        await pilot.pause()
+        assert text_of(cell(app, "HealthPanel .state")) == "● up"
+        app.detail.now = NOW + 2
+        await pilot.pause()
+        assert text_of(cell(app, "HealthPanel .state")) == "⌛ stale · last ● up"
+        assert text_of(cell(app, "LatencyPanel .now .p95")) == "p95 180 ms ⌛"
+
+
+@SIZES
+async def test_source_down_shows_why(size: tuple[int, int], rows: int) -> None:
+    app = app_for("source_down", rows)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        queue = row_of(app, SignalRowView, "queue depth")
+        value = queue.query_one(".value", Cell)
+        assert text_of(value) == "source down ⚠" and value.has_class("-s-source-down")
+        detail = queue.query_one(".detail", Cell)
+        assert visible(detail) and text_of(detail) == "Prometheus: timeout after 5s"
+        assert text_of(queue.query_one(".source", Cell)) == "prometheus"
+        # The error rate comes from Prometheus too: down, with the probe counts kept.
+        assert text_of(cell(app, "ErrorsPanel .now .value")) == "source down ⚠"
+        assert text_of(cell(app, "ErrorsPanel .now .counts")) == "· probes: 3 of 712 in 1m"
+        notes = texts(app, "ErrorsPanel .note")
+        assert notes == ["Prometheus: HTTP 503 from /api/v1/query"]
+        # The other panels keep working.
+        assert text_of(cell(app, "LatencyPanel .now .p95")) == "p95 180 ms"
+        assert_fits(app)
+
+
+@SIZES
+async def test_canary_next_to_its_baseline(size: tuple[int, int], rows: int) -> None:
+    app = app_for("canary", rows)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        compare = app.query_one(ComparePanel)
+        assert visible(compare)
+        assert texts(app, "ComparePanel .header .value") == ["checkout-canary", "checkout"]
+
+        def row(label: str) -> list[str]:
+            found = row_of(app, CompareRowView, label)
+            return [text_of(found.query_one(s, Cell)) for s in (".canary", ".baseline", ".ratio")]
+
+        assert row("p95") == ["612 ms ▲", "340 ms", "×1.8"]
+        assert row("errors") == ["1.26% ▲", "0.14%", "×9"]
+        assert row("cache hit") == ["88.4%", "93.1%", "×0.95"]
+        assert row("breaker opens") == ["4 ▲", "0", "×∞"]
+        assert row("canary share") == ["5%", "no data", "—"]
+        assert texts(app, "CompareRowView .detail")[-1] == "not on baseline"
+        detail = app.query_one(ServiceDetail)
+        if size == (80, 24):
+            # The comparison has every signal row: the plain list would repeat it.
+            assert not visible(app.query_one(SignalsPanel))
+            assert texts(app, "CompareRowView .age") == ["1s"] * 6
+        else:
+            assert detail.has_class("-wide") and visible(app.query_one(SignalsPanel))
+            assert "checkout-canary vs checkout" in str(compare.border_title)
+        assert_fits(app)
+
+
+async def test_a_stale_baseline_gives_no_ratio() -> None:
+    canary, stable = canary_pair()
+    stale_stable = dataclasses.replace(stable, updated_at=NOW - 30)
+    app = DetailApp(canary, baseline=stale_stable, height=12)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert texts(app, "CompareRowView .ratio") == ["—"] * 6
+        assert texts(app, "CompareRowView .baseline")[0] == "340 ms ⌛"
+
+
+async def test_tight_room_drops_the_comparison_header_first() -> None:
+    canary, stable = canary_pair()
+    app = DetailApp(canary, baseline=stable, height=9)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        detail = app.query_one(ServiceDetail)
+        assert detail.has_class("-tight")
+        assert not visible(app.query_one("ComparePanel .header"))
+        assert len([r for r in app.query(CompareRowView) if visible(r)]) == 6
+        assert_fits(app)
+
+
+# --- escaping -----------------------------------------------------------------------------
+
+
+HOSTILE = "[bold red]x[/] \x1b[2Jgone \x1b]8;;http://evil\x07link"
+
+
+@SIZES
+async def test_markup_and_escape_sequences_appear_literally(size: tuple[int, int], rows: int) -> None:
+    hostile_signal = signal(
+        "evil", None, unit="[b]u[/b]", label="[red]lbl\x1b[31m", source="prometheus",
+        state="source_down", detail="Prometheus: [blink]x[/] \x1b[2J\x1b[H\r\nboom",
+    )  # fmt: skip
+    shown = view(live(health="down", reason=HOSTILE, extra=(hostile_signal, *named())))
+    calm = DetailApp(view(live()), height=rows)
+    app = DetailApp(shown, height=rows)
+    async with calm.run_test(size=size) as pilot:
+        await pilot.pause()
+        calm_regions = [w.region for w in calm.query("LatencyPanel, ErrorsPanel, SignalRowView")]
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        reason = cell(app, "HealthPanel .reason")
+        assert text_of(reason) == "[bold red]x[/] gone link"
+        assert reason.region.height == 1
+        row = app.query(SignalRowView).first()
+        assert text_of(row.query_one(".label", Cell)) == "[red]lbl"
+        assert text_of(row.query_one(".detail", Cell)) == "Prometheus: [blink]x[/] boom"
+        regions = [w.region for w in app.query("LatencyPanel, ErrorsPanel, SignalRowView")]
+        assert regions[: len(calm_regions)] == calm_regions, "the layout holds"
+        screen = "\n".join(screen_text(app))
+        assert "\x1b" not in screen and "\r" not in screen
+        assert_fits(app)
+
+
+# --- repaint only what changed --------------------------------------------------------------
+
+
+@pytest.fixture
+def repaints(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Widget]]:
+    """Every widget that asks to be repainted, in order (Widget.refresh with repaint)."""
+    seen: list[Widget] = []
+    original = Widget.refresh
+
+    def recording(self: Widget, *regions: object, repaint: bool = True, **kw: bool) -> Widget:
+        if repaint or kw.get("layout"):
+            seen.append(self)
+        return original(self, *regions, repaint=repaint, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Widget, "refresh", recording)
+    yield seen
+
+
+def _moved_on(row: ServiceLive, seconds: float, **changes: object) -> ServiceLive:
+    """The same row a probe later: new times, the same rounded values (unless changed)."""
+    signals = tuple(
+        s.model_copy(update={"at": None if s.at is None else s.at + seconds}) for s in row.signals
+    )
+    updated = row.model_copy(update={"observed_at": (row.observed_at or NOW) + seconds, "signals": signals})
+    return updated.model_copy(update=changes)
+
+
+async def test_the_clock_tick_repaints_only_ages(repaints: list[Widget]) -> None:
+    app = DetailApp(view(live()), height=12)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        repaints.clear()
+        app.detail.now = NOW + 0.4  # every age still reads the same
+        await pilot.pause()
+        assert repaints == []
+        app.detail.now = NOW + 1
+        await pilot.pause()
+        assert repaints and all(isinstance(w, Age) for w in repaints), repaints
+        assert text_of(cell(app, "HealthPanel .age")) == "for 4m · updated 3s ago"
+
+
+async def test_a_new_probe_with_the_same_rounded_values_repaints_only_ages(
+    repaints: list[Widget],
+) -> None:
+    first = live()
+    app = DetailApp(view(first), height=12)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        repaints.clear()
+        app.detail.view = view(_moved_on(first, 1.0), updated_at=NOW - 1)
+        await pilot.pause()
+        assert all(isinstance(w, Age) for w in repaints), repaints
+        assert text_of(cell(app, "HealthPanel .age")) == "for 4m · updated 1s ago"
+
+
+async def test_a_changed_value_repaints_its_own_cell(repaints: list[Widget]) -> None:
+    first = live()
+    app = DetailApp(view(first), height=12)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        repaints.clear()
+        p95 = first.signal("p95")
+        assert p95 is not None
+        signals = tuple(s.model_copy(update={"value": 190.0}) if s.name == "p95" else s for s in first.signals)
+        app.detail.view = view(first.model_copy(update={"signals": signals}))
+        await pilot.pause()
+        assert repaints == [cell(app, "LatencyPanel .now .p95")]
+        assert text_of(repaints[0]) == "p95 190 ms"
+
+
+async def test_switching_services_rebuilds_rows_and_back() -> None:
+    canary, stable = canary_pair()
+    app = DetailApp(view(live()), height=12)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.detail.view, app.detail.baseline = canary, stable
+        await pilot.pause()
+        assert len(app.query(CompareRowView)) == 6
+        assert texts(app, "SignalRowView .label")[-1:] in ([], ["canary share"])
+        app.detail.view, app.detail.baseline = view(live("search")), None
+        await pilot.pause()
+        assert app.query_one(ComparePanel).has_class("-empty")
+        assert len(app.query(CompareRowView)) == 0
+        assert texts(app, "SignalRowView .label") == ["cache hit", "memory", "breaker opens"]
+        assert text_of(cell(app, "HealthPanel .name")) == "search"
+        app.detail.view = None
+        await pilot.pause()
+        assert app.query_one(ServiceDetail).has_class("-empty")
+        assert texts(app, ".empty") == ["select a service to see its signals"]
+
+
+# --- the projections ------------------------------------------------------------------------
+
+
+def test_numbers_keep_their_digits() -> None:
+    assert format_number(42.14, "ms") == "42.1 ms"
+    assert format_number(1480.0, "ms") == "1,480 ms"
+    assert format_number(93.12, "%") == "93.12%"
+    assert format_number(123456.0, "req/s") == "123,456 req/s"
+    assert format_number(0.0001234, "") == "0.000123"
+    assert format_number(0.0, "") == "0"
+    assert value_text(0.1, "%", "ok", rate=True) == "0.10%"
+    assert value_text(None, "ms", "no_data") == "no data"
+    assert value_text(None, "ms", "source_down") == "source down ⚠"
+    assert value_text(None, "ms", "stale") == "stale ⌛"
+
+
+def test_ratios() -> None:
+    assert [format_ratio(r) for r in (1.8, 0.954, 12.4, float("inf"), None, 1.0)] == [
+        "×1.8",
+        "×0.95",
+        "×12",
+        "×∞",
+        "—",
+        "×1",
+    ]
+
+
+def test_zero_of_zero_is_no_data_not_zero_percent() -> None:
+    data = errors_data(view(live(failed=0, total=0)), NOW)
+    assert data.rate == Shown("no data", "no_data")
+    assert data.counts == "· 0 probes in 1m"
+
+
+def test_a_problem_reading_the_row_is_the_reason() -> None:
+    data = health_data(view(live(), problem="live row unreadable: bad JSON"), NOW)
+    assert data.reason == "⚠ live row unreadable: bad JSON"
+
+
+def test_comparison_follows_compare_to_baseline() -> None:
+    canary, stable = canary_pair()
+    rows = {r.name: r for r in compare_data(canary, stable, NOW).rows}
+    assert rows["p95"].ratio == "×1.8"  # 612 / 340
+    assert rows["error_rate"].ratio == "×9"  # 1.26 / 0.14
+    waiting = dataclasses.replace(stable, live=None, updated_at=None)
+    rows = {r.name: r for r in compare_data(canary, waiting, NOW).rows}
+    assert rows["p95"].ratio == "—"
+    assert rows["p95"].info.text == "baseline: waiting for its first value"
