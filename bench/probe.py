@@ -238,6 +238,7 @@ async def _main(args: argparse.Namespace) -> None:
     )
     exporter: asyncio.subprocess.Process | None = None
     rows: list[Row] = []
+    stack = contextlib.ExitStack()
     try:
         assert server.stdout is not None
         port = int(await server.stdout.readline())
@@ -257,7 +258,9 @@ async def _main(args: argparse.Namespace) -> None:
                 )
             )
         if shutil.which(EXPORTER):
-            config_dir = Path(tempfile.mkdtemp(prefix="conn-bench-"))
+            config_dir = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="conn-bench-"))
+            )
             (config_dir / "blackbox.yml").write_text(BLACKBOX_CONFIG)
             exporter_port = _free_port()
             exporter = await asyncio.create_subprocess_exec(
@@ -284,6 +287,7 @@ async def _main(args: argparse.Namespace) -> None:
             if process is not None and process.returncode is None:
                 process.terminate()
                 await process.wait()
+        stack.close()
 
     header = [
         "prober",

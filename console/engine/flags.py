@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,6 +46,8 @@ from console.model.flags import (
 from console.model.units import parse_percent
 from console.paths import state_dir
 from console.store.base import EventStore
+
+log = logging.getLogger(__name__)
 
 EVALUATOR_PACKAGE = "openfeature-flagd-core"
 MAX_REASON = 4000
@@ -193,8 +196,13 @@ class FlagService:
         """Fold an event from ``store.subscribe`` (others' changes); True if state changed.
 
         Does no I/O: call :meth:`sync_export` afterwards to bring the file up to date.
+        An event this Conn cannot read is logged and skipped, so following never stops.
         """
-        flags = self._fold([event], self._flags)
+        try:
+            flags = self._fold([event], self._flags)
+        except StoreError as e:
+            log.warning("skipping an unreadable flag event: %s", e)
+            return False
         if flags is self._flags:
             return False
         self._set(flags)
@@ -370,7 +378,10 @@ class FlagService:
         runs at start-up and after others' changes, where nobody asked for it.
         """
         status = await self.check_export()
-        if status.state == "pending":
+        if status.state == "pending" and not self._flags.flags and status.sha256 is None:
+            # No flags and no file yet: a console without flags leaves no empty file behind.
+            self._status = replace(status, message="no flags yet; written on the first change")
+        elif status.state == "pending":
             with contextlib.suppress(ActionError):  # export() records it in the status
                 await self.export()
         return self._status

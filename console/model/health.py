@@ -26,8 +26,8 @@ class ProbeResult:
         reason: one line for people ("HTTP 503", "timeout after 2s",
             "checks.redis = down", "body is not JSON"); already safe to render
             only after escaping — it may quote the body.
-        ok: True when the request itself succeeded with a 2xx/3xx and a body
-            that could be judged; feeds the error rate.
+        ok: True when the probe did not find the service down (the health is
+            up, degraded or unknown); a failed probe counts in the error rate.
         http_status: the HTTP status, when a response arrived.
         body: the parsed JSON body when there was one (for named signals).
     """

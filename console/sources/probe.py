@@ -56,7 +56,13 @@ import httpx
 from console.config import ServiceConfig
 from console.errors import SourceError
 from console.model.clock import Clock, SystemClock
-from console.model.health import BODY_LIMIT, HealthState, ProbeResult, classify
+from console.model.health import (
+    BODY_LIMIT,
+    REASON_LIMIT,
+    HealthState,
+    ProbeResult,
+    classify,
+)
 from console.model.sanitize import clean_text
 from console.model.units import format_duration
 
@@ -425,7 +431,7 @@ def _result(
         at=at,
         latency_ms=(perf_counter() - started) * 1000,
         health=health,
-        reason=reason,
+        reason=clean_text(reason, REASON_LIMIT),
         ok=health != "down",
         http_status=status,
         body=doc,
@@ -433,7 +439,7 @@ def _result(
 
 
 def _failure(name: str, at: float, started: float, reason: str) -> ProbeResult:
-    return _result(name, at, started, "down", clean_text(reason, 120), None, None)
+    return _result(name, at, started, "down", reason, None, None)
 
 
 async def probe_forever(

@@ -83,6 +83,14 @@ async def test_load_seeds_config_once_and_exports(store: EventStore, config: Con
     assert again.views() == flags.views()
 
 
+async def test_no_flags_leaves_no_empty_file_behind(store: EventStore, tmp_path: Path) -> None:
+    flags = service(store, parse_config(""), tmp_path / "flags.json")
+    await flags.load()
+    assert flags.views() == ()
+    assert not (tmp_path / "flags.json").exists()
+    assert flags.export_status().message == "no flags yet; written on the first change"
+
+
 async def test_config_never_overrides_a_logged_flag(store: EventStore, config: ConnConfig, tmp_path: Path) -> None:
     flags = service(store, config, tmp_path / "flags.json")
     await flags.load()
@@ -198,6 +206,12 @@ async def test_followers_fold_events_from_subscribe(store: EventStore, config: C
     assert follower.export_status().state == "pending"
     assert (await follower.sync_export()).state == "ok"
     assert json.loads((tmp_path / "follower.json").read_bytes()) == follower.document()
+    # An event it cannot read (a newer Conn's shape) is skipped, never fatal to following.
+    await store.append("flag/smartFolders", 2, [NewEvent("FlagChanged", {"after": {"x": 1}})],
+                       actor=BOB, at=3.0)
+    unreadable = (await store.read_all())[-1]
+    assert follower.apply(unreadable) is False
+    assert follower.view("smartFolders").percent == 50.0
 
 
 async def test_hand_edited_file_is_detected_and_never_silently_overwritten(

@@ -6,6 +6,7 @@ services table), 28 rows at 120x40.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterator
 
@@ -360,7 +361,7 @@ async def test_markup_and_escape_sequences_appear_literally(size: tuple[int, int
         assert reason.region.height == 1
         row = app.query(SignalRowView).first()
         assert text_of(row.query_one(".label", Cell)) == "[red]lbl"
-        assert text_of(row.query_one(".detail", Cell)) == "Prometheus: [blink]x[/] boom"
+        assert text_of(row.query_one(".detail", Cell)) == "Prometheus: [blink]x[/]  boom"
         regions = [w.region for w in app.query("LatencyPanel, ErrorsPanel, SignalRowView")]
         assert regions[: len(calm_regions)] == calm_regions, "the layout holds"
         screen = "\n".join(screen_text(app))
@@ -457,6 +458,38 @@ async def test_switching_services_rebuilds_rows_and_back() -> None:
         await pilot.pause()
         assert app.query_one(ServiceDetail).has_class("-empty")
         assert texts(app, ".empty") == ["select a service to see its signals"]
+
+
+async def test_rapid_selection_changes_settle_on_the_last_one() -> None:
+    canary, stable = canary_pair()
+    choices = [(canary, stable), (view(live("search")), None), (view(live(extra=())), None)]
+    app = DetailApp(view(live()), height=12)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for i in range(30):
+            app.detail.view, app.detail.baseline = choices[i % 3]
+            await asyncio.sleep(0)  # let some mounts start, not finish
+        await pilot.pause()
+        app.detail.view, app.detail.baseline = choices[0]
+        await pilot.pause()
+        assert len(app.query(CompareRowView)) == 6
+        assert texts(app, "CompareRowView .label")[0] == "p95"
+        assert texts(app, "CompareRowView .age") == ["1s"] * 6
+
+
+async def test_rows_replaced_while_mounting_are_dropped_quietly() -> None:
+    canary, stable = canary_pair()
+    app = DetailApp(canary, baseline=stable, height=12)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        panel = app.query_one(ComparePanel)
+        other = compare_data(view(live("search")), stable, NOW)
+        for _ in range(5):  # each assignment remounts every row, synchronously
+            panel.data = other
+            panel.data = compare_data(canary, stable, NOW)
+        await pilot.pause()
+        assert texts(app, "CompareRowView .label") == [
+            "p95", "errors", "cache hit", "memory", "breaker opens", "canary share",
+        ]  # fmt: skip
 
 
 # --- the projections ------------------------------------------------------------------------

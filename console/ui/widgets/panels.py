@@ -209,6 +209,8 @@ class _Row(HorizontalGroup):
         self._ready = False
 
     def on_mount(self) -> None:
+        if not self.is_attached or not self.query(Age):
+            return  # removed again while it was mounting: a newer selection replaced it
         self._ready = True
         if self.data is not None:
             self._draw(self.data)

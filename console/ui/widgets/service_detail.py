@@ -70,7 +70,7 @@ class ServiceDetail(Widget):
     ServiceDetail .row { height: 1; width: 1fr; }
     ServiceDetail .title, ServiceDetail .label { width: 14; color: $text-muted; }
     ServiceDetail .window { width: 5; color: $text-muted; }
-    ServiceDetail .spark { color: $accent; }
+    ServiceDetail .spark { color: $primary; }
     ServiceDetail .five, ServiceDetail .history, ServiceDetail .now .window { display: none; }
 
     ServiceDetail HealthPanel .head { width: auto; }
@@ -144,25 +144,38 @@ class ServiceDetail(Widget):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._ready = False
+        self._scheduled = False
 
     def on_mount(self) -> None:
         self._ready = True
         self._update()
 
     def watch_view(self) -> None:
-        self._update()
+        self._schedule()
 
     def watch_baseline(self) -> None:
-        self._update()
+        self._schedule()
 
     def watch_now(self) -> None:
-        self._update()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Update once after the caller has set all three inputs.
+
+        The dashboard sets ``now``, ``view`` and ``baseline`` one after the
+        other; updating after each would build a comparison of the new
+        service with the old baseline and mount rows only to remove them.
+        """
+        if self._ready and not self._scheduled:
+            self._scheduled = True
+            self.call_next(self._update)
 
     def on_resize(self, event: Resize) -> None:
         self._fit()
 
     def _update(self) -> None:
         """Hand every panel its projection; equal projections draw nothing."""
+        self._scheduled = False
         if not self._ready:
             return
         view, now = self.view, self.now
