@@ -160,7 +160,9 @@ class ConnConfig(Strict):
     @classmethod
     def _store_url(cls, value: str) -> str:
         if value.startswith("sqlite:///"):
-            return "sqlite:///" + str(Path(value.removeprefix("sqlite:///")).expanduser())
+            rest = value.removeprefix("sqlite:///")
+            path = Path(rest).expanduser() if rest.startswith("~") else Path("/" + rest.lstrip("/"))
+            return "sqlite:///" + str(path).lstrip("/")
         if value.startswith(("postgresql://", "postgres://")):
             return value
         raise ValueError(f'{value!r} is not a store URL (examples: "sqlite:///~/.local/state/conn/conn.db", "postgresql://conn@db/conn")')
@@ -203,7 +205,7 @@ class ConnConfig(Strict):
     def store_path(self) -> Path | None:
         """The SQLite file, in embedded mode."""
         if self.store.startswith("sqlite:///"):
-            return Path(self.store.removeprefix("sqlite:///"))
+            return Path("/" + self.store.removeprefix("sqlite:///").lstrip("/"))
         return None
 
 

@@ -24,4 +24,4 @@ def config_dir() -> Path:
 
 def default_store_url() -> str:
     """The embedded store under the state dir."""
-    return f"sqlite:///{state_dir() / 'conn.db'}"
+    return "sqlite:///" + str(state_dir() / "conn.db").lstrip("/")

@@ -23,7 +23,7 @@ def handle(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         return 1
-    flags = len(getattr(config.flags, "flags", {}) or {})
+    flags = len(config.flags.define)
     print(
         f"{path}: ok — environment {config.environment!r}, "
         f"{len(config.services)} services, {flags} flags, store {config.store}"

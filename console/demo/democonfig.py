@@ -106,6 +106,7 @@ def render_config(
         "[flags]",
         f"export = {_string(str(state / FLAGS_NAME))}",
         "",
+        _DEMO_FLAGS,
     ]
     for name, base_url in urls.items():
         key = _key(name)
@@ -120,6 +121,43 @@ def render_config(
         if name in baselines:
             lines.append(_CANARY_SHARE.format(key=key))
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+_DEMO_FLAGS = """\
+# Simulated users are user-1 … user-1000; the first five are the internal team.
+[flags.groups]
+internal = ["user-1", "user-2", "user-3", "user-4", "user-5"]
+beta-testers = ["user-10", "user-11", "user-12", "user-13", "user-14", "user-15"]
+early-adopters = ["user-20", "user-21", "user-22", "user-23"]
+
+# The canary: checkout routes users who get `true` to checkout-canary.
+# Stage 1 is the internal team; then 10% -> 50% -> 100% (`f` in the console).
+[flags.define.checkout_v2]
+description = "new checkout, served by checkout-canary"
+groups = ["internal"]
+percent = 0
+
+# Plan 000: the calendar refactor, internal team first.
+[flags.define.calendar_refactor]
+description = "CalendarWithQuery instead of CalendarLegacy"
+groups = ["internal"]
+percent = 0
+
+# Plan 004: Pulse flags with percentages and groups.
+[flags.define.aiSummarization]
+description = "AI summaries of long threads"
+groups = ["internal", "beta-testers"]
+percent = 50
+
+[flags.define.smartFolders]
+groups = ["internal", "beta-testers"]
+percent = 25
+
+[flags.define.voiceMessages]
+description = "not ready: off for everyone"
+enabled = false
+groups = ["internal"]
+"""
 
 
 def write_config(

@@ -149,7 +149,7 @@ class Engine:
         last: Snapshot | None = None
         while True:
             async with self._changed:
-                await self._changed.wait_for(lambda: self._snapshot is not last)
+                await self._changed.wait_for(lambda seen=last: self._snapshot is not seen)  # type: ignore[misc]
                 last = self._snapshot
             yield last
 
@@ -190,8 +190,10 @@ class Engine:
         async for event in self.store.subscribe(after=self._position):
             self._position = event.position
             self._recent.append(event)
-            if event.stream.startswith("flag/"):
-                self.flags.apply(event)
+            if event.stream.startswith("flag/") and self.flags.apply(event):
+                # Keep this machine's flag file in step with changes made elsewhere;
+                # never overwrites a hand-edited file (the status says so instead).
+                await self.flags.sync_export()
             await self._publish()
 
     async def _follow_live(self) -> None:
@@ -298,7 +300,8 @@ class Engine:
 
     async def _query_loop(self) -> None:
         prometheus_config = self.config.sources.prometheus
-        assert self._prometheus is not None and prometheus_config is not None
+        assert self._prometheus is not None
+        assert prometheus_config is not None
         source = self._prometheus
         while True:
             # All services at once, so a round takes one query's time, not N of them.

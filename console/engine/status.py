@@ -18,7 +18,7 @@ async def status_document(engine: Engine, *, probe: bool = True) -> dict[str, An
     store = engine.store
     rows = await store.read_live()
     now = engine.clock.now()
-    await engine.flags.load()
+    await engine.flags.load(export=False)
     notes: list[str] = []
     fresh: dict[str, tuple[ServiceLive | None, float | None, str | None]] = {}
     missing: list[str] = []
@@ -95,7 +95,7 @@ def _service(
             })
     return {
         "name": name,
-        "health": "unknown" if live is None or stale and source == "live" else live.health,
+        "health": "unknown" if live is None or (stale and source == "live") else live.health,
         "reason": (
             "no value yet" if live is None
             else f"stale: last written {age:.0f}s ago — {live.reason}" if stale and source == "live"

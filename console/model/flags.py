@@ -16,8 +16,10 @@ and groups > fractional > default):
 - disabled: ``state`` DISABLED (flagd: "treated as if it doesn't exist"; the
   application falls back to its code default).
 - enabled: ``targeting`` = ``if`` [key ``in`` allowlist ∪ groups → on,
-  else ``fractional`` [["on", w], ["off", 10000 − w]]]. The on bucket comes
-  first, so raising w only adds keys: nobody who was on is turned off.
+  else ``fractional`` [["on", w], ["off", 10000 − w]]]. flagd's buckets are
+  ranges of one hash taken in list order, and the on range always comes
+  first, so raising w only adds keys: nobody who was on is turned off (it is
+  the unchanging order that matters; flipping it between stages would).
 
 Rollouts are integer weights out of ``TOTAL_WEIGHT`` (10000), so 0.01% steps
 (and 0.5%) are exact. Events: ``FlagCreated``/``FlagChanged`` on ``flag/<name>``

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -162,7 +161,8 @@ async def test_injected_fault_shows_in_status_json_within_two_intervals(
         assert time.monotonic() - injected < 2 * interval + 0.5, "not down within two intervals"
         await asyncio.sleep(0.05)
     took = time.monotonic() - injected
-    status = subprocess.run(
+    status = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "console", "status", "--json", "--config", str(info.config_path)],
         capture_output=True, text=True, timeout=60,
     )

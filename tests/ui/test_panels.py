@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
 
 import pytest
 from rich.cells import cell_len
@@ -107,7 +106,8 @@ async def test_up(size: tuple[int, int], rows: int) -> None:
         assert texts(app, "SignalRowView .label") == ["cache hit", "memory", "breaker opens"]
         assert texts(app, "SignalRowView .value") == ["93.1%", "45.2%", "0"]
         assert texts(app, "SignalRowView .age") == ["1s", "1s", "1s"]
-        assert not app.query_one(ComparePanel).has_class("-empty") is False
+        assert app.query_one(ComparePanel).has_class("-empty")
+        assert not visible(app.query_one(ComparePanel))
         assert_fits(app)
 
 
@@ -125,7 +125,8 @@ async def test_narrow_is_one_line_per_panel_and_drops_5m_first() -> None:
         assert lines[3].startswith(" cache hit     93.1%")
         assert not any(visible(w) for w in app.query(".five, .history"))
         inline = [s for s in app.query(SparkText) if visible(s)]
-        assert len(inline) == 2 and all(s.has_class("inline") for s in inline)
+        assert len(inline) == 2
+        assert all(s.has_class("inline") for s in inline)
         assert all(text_of(s) and len(text_of(s)) == s.region.width for s in inline)
 
 
@@ -135,7 +136,11 @@ async def test_wide_uses_the_space_boxes_5m_and_long_sparklines() -> None:
         await pilot.pause()
         assert app.query_one(ServiceDetail).has_class("-wide")
         latency = app.query_one(LatencyPanel)
-        assert texts(app, "LatencyPanel .five .value") == ["p50 40.0 ms", "p95 170 ms", "p99 290 ms"]
+        assert texts(app, "LatencyPanel .five .value") == [
+            "p50 40.0 ms",
+            "p95 170 ms",
+            "p99 290 ms",
+        ]
         assert texts(app, "ErrorsPanel .five .value, ErrorsPanel .five .counts") == [
             "0.40%",
             "· 14 of 3,512 in 5m",
@@ -144,7 +149,8 @@ async def test_wide_uses_the_space_boxes_5m_and_long_sparklines() -> None:
         assert health.region.y == latency.region.y, "health and latency side by side"
         assert errors.region.y == app.query_one(SignalsPanel).region.y
         blocks = [s for s in app.query(SparkText) if visible(s)]
-        assert all(s.has_class("block") for s in blocks) and len(blocks) == 2
+        assert all(s.has_class("block") for s in blocks)
+        assert len(blocks) == 2
         assert len(text_of(blocks[0])) == 60, "the whole p95 history fits"
         assert "signals" in str(app.query_one(SignalsPanel).border_title)
         # The routine detail of an ok signal has room here.
@@ -163,7 +169,8 @@ async def test_degraded_with_warnings(size: tuple[int, int], rows: int) -> None:
         assert p95.has_class("-s-warning")
         assert text_of(cell(app, "ErrorsPanel .now .value")) == "1.26% ▲"
         cache = row_of(app, SignalRowView, "cache hit").query_one(".value", Cell)
-        assert text_of(cache) == "76% ▲" and cache.has_class("-s-warning")
+        assert text_of(cache) == "76% ▲"
+        assert cache.has_class("-s-warning")
         assert_fits(app)
 
 
@@ -182,7 +189,8 @@ async def test_down_with_criticals(size: tuple[int, int], rows: int) -> None:
         assert cell(app, "LatencyPanel .now .p99").has_class("-s-critical")
         assert text_of(cell(app, "ErrorsPanel .now .value")) == "11.43% ✖"
         breaker = row_of(app, SignalRowView, "breaker opens").query_one(".value", Cell)
-        assert text_of(breaker) == "7 ✖" and breaker.has_class("-s-critical")
+        assert text_of(breaker) == "7 ✖"
+        assert breaker.has_class("-s-critical")
         assert_fits(app)
 
 
@@ -195,7 +203,11 @@ async def test_no_value_yet(size: tuple[int, int], rows: int) -> None:
         assert text_of(cell(app, "HealthPanel .state")) == "? unknown"
         assert text_of(cell(app, "HealthPanel .reason")) == "waiting for the first probe"
         assert text_of(cell(app, "HealthPanel .age")) == "no value yet"
-        assert texts(app, "LatencyPanel .now .value") == ["p50 no data", "p95 no data", "p99 no data"]
+        assert texts(app, "LatencyPanel .now .value") == [
+            "p50 no data",
+            "p95 no data",
+            "p99 no data",
+        ]
         assert text_of(cell(app, "ErrorsPanel .now .value")) == "no data"
         assert app.query_one(SignalsPanel).has_class("-empty")
         assert_fits(app)
@@ -221,9 +233,14 @@ async def test_no_data_is_never_zero(size: tuple[int, int], rows: int) -> None:
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         value = cell(app, "ErrorsPanel .now .value")
-        assert text_of(value) == "no data" and value.has_class("-s-no-data")
+        assert text_of(value) == "no data"
+        assert value.has_class("-s-no-data")
         assert text_of(cell(app, "ErrorsPanel .now .counts")) == "· 0 probes in 1m"
-        assert texts(app, "LatencyPanel .now .value") == ["p50 no data", "p95 no data", "p99 no data"]
+        assert texts(app, "LatencyPanel .now .value") == [
+            "p50 no data",
+            "p95 no data",
+            "p99 no data",
+        ]
         screen = "\n".join(screen_text(app))
         assert "0%" not in screen.replace("0.40%", ""), "0 of 0 must not read as 0%"
         assert_fits(app)
@@ -235,9 +252,11 @@ async def test_stale_by_word_and_symbol(size: tuple[int, int], rows: int) -> Non
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         state = cell(app, "HealthPanel .state")
-        assert text_of(state) == "⌛ stale · last ● up" and state.has_class("-s-stale")
+        assert text_of(state) == "⌛ stale · last ● up"
+        assert state.has_class("-s-stale")
         age = cell(app, "HealthPanel .age")
-        assert text_of(age) == "for 4m · updated 47s ago" and age.has_class("-s-stale")
+        assert text_of(age) == "for 4m · updated 47s ago"
+        assert age.has_class("-s-stale")
         assert texts(app, "LatencyPanel .now .value") == [
             "p50 42.1 ms ⌛",
             "p95 180 ms ⌛",
@@ -270,9 +289,11 @@ async def test_source_down_shows_why(size: tuple[int, int], rows: int) -> None:
         await pilot.pause()
         queue = row_of(app, SignalRowView, "queue depth")
         value = queue.query_one(".value", Cell)
-        assert text_of(value) == "source down ⚠" and value.has_class("-s-source-down")
+        assert text_of(value) == "source down ⚠"
+        assert value.has_class("-s-source-down")
         detail = queue.query_one(".detail", Cell)
-        assert visible(detail) and text_of(detail) == "Prometheus: timeout after 5s"
+        assert visible(detail)
+        assert text_of(detail) == "Prometheus: timeout after 5s"
         assert text_of(queue.query_one(".source", Cell)) == "prometheus"
         # The error rate comes from Prometheus too: down, with the probe counts kept.
         assert text_of(cell(app, "ErrorsPanel .now .value")) == "source down ⚠"
@@ -309,7 +330,8 @@ async def test_canary_next_to_its_baseline(size: tuple[int, int], rows: int) -> 
             assert not visible(app.query_one(SignalsPanel))
             assert texts(app, "CompareRowView .age") == ["1s"] * 6
         else:
-            assert detail.has_class("-wide") and visible(app.query_one(SignalsPanel))
+            assert detail.has_class("-wide")
+            assert visible(app.query_one(SignalsPanel))
             assert "checkout-canary vs checkout" in str(compare.border_title)
         assert_fits(app)
 
@@ -343,7 +365,9 @@ HOSTILE = "[bold red]x[/] \x1b[2Jgone \x1b]8;;http://evil\x07link"
 
 
 @SIZES
-async def test_markup_and_escape_sequences_appear_literally(size: tuple[int, int], rows: int) -> None:
+async def test_markup_and_escape_sequences_appear_literally(
+    size: tuple[int, int], rows: int
+) -> None:
     hostile_signal = signal(
         "evil", None, unit="[b]u[/b]", label="[red]lbl\x1b[31m", source="prometheus",
         state="source_down", detail="Prometheus: [blink]x[/] \x1b[2J\x1b[H\r\nboom",
@@ -365,7 +389,8 @@ async def test_markup_and_escape_sequences_appear_literally(size: tuple[int, int
         regions = [w.region for w in app.query("LatencyPanel, ErrorsPanel, SignalRowView")]
         assert regions[: len(calm_regions)] == calm_regions, "the layout holds"
         screen = "\n".join(screen_text(app))
-        assert "\x1b" not in screen and "\r" not in screen
+        assert "\x1b" not in screen
+        assert "\r" not in screen
         assert_fits(app)
 
 
@@ -373,7 +398,7 @@ async def test_markup_and_escape_sequences_appear_literally(size: tuple[int, int
 
 
 @pytest.fixture
-def repaints(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Widget]]:
+def repaints(monkeypatch: pytest.MonkeyPatch) -> list[Widget]:
     """Every widget that asks to be repainted, in order (Widget.refresh with repaint)."""
     seen: list[Widget] = []
     original = Widget.refresh
@@ -384,7 +409,7 @@ def repaints(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Widget]]:
         return original(self, *regions, repaint=repaint, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Widget, "refresh", recording)
-    yield seen
+    return seen
 
 
 def _moved_on(row: ServiceLive, seconds: float, **changes: object) -> ServiceLive:
@@ -392,7 +417,9 @@ def _moved_on(row: ServiceLive, seconds: float, **changes: object) -> ServiceLiv
     signals = tuple(
         s.model_copy(update={"at": None if s.at is None else s.at + seconds}) for s in row.signals
     )
-    updated = row.model_copy(update={"observed_at": (row.observed_at or NOW) + seconds, "signals": signals})
+    updated = row.model_copy(
+        update={"observed_at": (row.observed_at or NOW) + seconds, "signals": signals}
+    )
     return updated.model_copy(update=changes)
 
 
@@ -406,7 +433,8 @@ async def test_the_clock_tick_repaints_only_ages(repaints: list[Widget]) -> None
         assert repaints == []
         app.detail.now = NOW + 1
         await pilot.pause()
-        assert repaints and all(isinstance(w, Age) for w in repaints), repaints
+        assert repaints, "the ages moved on"
+        assert all(isinstance(w, Age) for w in repaints), repaints
         assert text_of(cell(app, "HealthPanel .age")) == "for 4m · updated 3s ago"
 
 
@@ -420,6 +448,7 @@ async def test_a_new_probe_with_the_same_rounded_values_repaints_only_ages(
         repaints.clear()
         app.detail.view = view(_moved_on(first, 1.0), updated_at=NOW - 1)
         await pilot.pause()
+        assert repaints, "the ages moved on"
         assert all(isinstance(w, Age) for w in repaints), repaints
         assert text_of(cell(app, "HealthPanel .age")) == "for 4m · updated 1s ago"
 
@@ -432,7 +461,9 @@ async def test_a_changed_value_repaints_its_own_cell(repaints: list[Widget]) -> 
         repaints.clear()
         p95 = first.signal("p95")
         assert p95 is not None
-        signals = tuple(s.model_copy(update={"value": 190.0}) if s.name == "p95" else s for s in first.signals)
+        signals = tuple(
+            s.model_copy(update={"value": 190.0}) if s.name == "p95" else s for s in first.signals
+        )
         app.detail.view = view(first.model_copy(update={"signals": signals}))
         await pilot.pause()
         assert repaints == [cell(app, "LatencyPanel .now .p95")]

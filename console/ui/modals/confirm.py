@@ -1,5 +1,5 @@
-"""A confirmation dialog for consequential actions: Cancel is focused, a reason is asked,
-and for destructive ones the operator types the target's name."""
+"""A confirmation dialog for consequential actions: a reason is asked, and for
+destructive ones the operator types the target's name; Enter alone never confirms."""
 
 from __future__ import annotations
 
@@ -71,7 +71,13 @@ class ConfirmModal(ModalScreen[ConfirmResult | None]):
                 yield Button(self._confirm_label, id="confirm", variant="error")
 
     def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()
+        # Keystrokes go to the first field; no single key can confirm, because an
+        # empty reason or a mistyped name is refused. Without fields, Cancel has focus.
+        fields = self.query(Input)
+        if fields:
+            fields.first().focus()
+        else:
+            self.query_one("#cancel", Button).focus()
 
     def action_cancel(self) -> None:
         self.dismiss(None)

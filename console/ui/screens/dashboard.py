@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,10 +13,29 @@ from textual.widgets import DataTable, Footer, Static
 
 from console.engine.snapshot import Snapshot
 from console.errors import ActionError
+from console.model.sanitize import clean_text
 from console.ui.text import safe_markup
 from console.ui.widgets.service_detail import ServiceDetail
 from console.ui.widgets.service_table import ServiceTable
 from console.ui.widgets.top_bar import TopBar
+
+
+def activity_text(snapshot: Snapshot, *, limit: int) -> Text:
+    """The newest events first, one line each: time, who, what, where, why."""
+    events = list(reversed(snapshot.recent_events[-limit:]))
+    if not events:
+        return Text("no events yet — changes you make appear here", style="dim")
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for index, event in enumerate(events):
+        if index:
+            text.append("\n")
+        when = datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
+        text.append(f"{when} ", style="dim")
+        text.append(clean_text(event.actor, limit=24), style="bold")
+        text.append(f" {clean_text(event.type, limit=30)} {clean_text(event.stream, limit=40)}")
+        if event.reason:
+            text.append(f" — {clean_text(event.reason, limit=80)}", style="italic")
+    return text
 
 
 class DashboardScreen(Screen[None]):
@@ -57,15 +79,7 @@ class DashboardScreen(Screen[None]):
         table = self.query_one(ServiceTable)
         table.show(snapshot.services, self._now())
         self._show_detail()
-        lines = [
-            f"{safe_markup(e.actor, limit=24)} {safe_markup(e.type, limit=30)} "
-            f"{safe_markup(e.stream, limit=40)}"
-            + (f" — {safe_markup(e.reason, limit=60)}" if e.reason else "")
-            for e in snapshot.recent_events[-4:]
-        ]
-        self.query_one("#activity", Static).update(
-            "\n".join(lines) if lines else "[dim]no events yet — changes you make appear here[/]"
-        )
+        self.query_one("#activity", Static).update(activity_text(snapshot, limit=4))
 
     def _tick(self) -> None:
         snapshot = self._snapshot

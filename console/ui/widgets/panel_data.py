@@ -51,8 +51,10 @@ class LatencyData:
     """p50/p95/p99 now (1m, judged) and over 5m, and the p95 history."""
 
     source: str
-    now: tuple[Shown, Shown, Shown]
-    five: tuple[Shown, Shown, Shown]
+    now: tuple[Shown, ...]
+    """p50, p95, p99 over 1m."""
+    five: tuple[Shown, ...]
+    """p50, p95, p99 over 5m."""
     history: tuple[float | None, ...]
     note: str = ""
     """Why the source is down ("Prometheus: timeout after 5s"), shown in place of the sparkline."""
@@ -205,7 +207,7 @@ def latency_data(view: ServiceView, now: float) -> LatencyData:
     stale = row_stale(view, now)
     if live is None:
         empty = tuple(Shown(f"{p} no data", "no_data") for p in PERCENTILES)
-        return LatencyData("probe", empty, empty, ())  # type: ignore[arg-type]
+        return LatencyData("probe", empty, empty, ())
     signals = [live.signal(p) for p in PERCENTILES]
     current = tuple(
         _labelled(p, shown_signal(s, stale)) for p, s in zip(PERCENTILES, signals, strict=True)
@@ -218,7 +220,7 @@ def latency_data(view: ServiceView, now: float) -> LatencyData:
         five.append(_labelled(p, Shown(value_text(value, "ms", state), state)))
     source = signals[1].source if signals[1] is not None else "probe"
     note = next((s.detail for s in signals if s is not None and s.state == "source_down"), "")
-    return LatencyData(source, current, tuple(five), live.history.get("p95", ()), note)  # type: ignore[arg-type]
+    return LatencyData(source, current, tuple(five), live.history.get("p95", ()), note)
 
 
 def errors_data(view: ServiceView, now: float) -> ErrorsData:
