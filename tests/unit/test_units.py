@@ -36,5 +36,5 @@ def test_percentages(text: str | int, value: float) -> None:
 
 @pytest.mark.parametrize("bad", ["101%", -1, "ten", True, "nan"])
 def test_bad_percentages(bad: object) -> None:
-    with pytest.raises(ValueError, match="percentage|outside 0–100%"):
+    with pytest.raises(ValueError, match=r"percentage|outside 0–100%"):
         parse_percent(bad)
