@@ -479,14 +479,22 @@ class ServiceSignals:
         return SignalValue(**base, value=value, at=at, state=judged, detail=detail, threshold=view)
 
     def _record_history(self, now: float, values: list[SignalValue]) -> None:
-        """One point per probe interval; skipped intervals become None (a visible gap)."""
+        """One point per probe interval.
+
+        A probe slower than its interval skips intervals; while the value is still
+        fresh (fewer than STALE_INTERVALS skipped) the last point is carried
+        forward, since it was still the current value. Longer gaps become None:
+        a visible hole, as the value was stale there.
+        """
         index = math.floor(now / self.interval)
         shown = {v.name: v.value if v.state in ("ok", "warning", "critical") else None for v in values}
         if self._history_index is not None and index < self._history_index:
             return
         if self._history_index is not None and index > self._history_index:
+            skipped = min(index - self._history_index - 1, HISTORY_POINTS)
             for points in self._history.values():
-                points.extend([None] * min(index - self._history_index - 1, HISTORY_POINTS))
+                filler = points[-1] if points and skipped < STALE_INTERVALS else None
+                points.extend([filler] * skipped)
         for key, points in self._history.items():
             if self._history_index == index and points:
                 points[-1] = shown[key]

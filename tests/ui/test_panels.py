@@ -74,12 +74,13 @@ def texts(app: DetailApp, selector: str) -> list[str]:
 def assert_fits(app: DetailApp) -> None:
     """Every visible number is whole and inside the detail: no scrolling, no clipping."""
     detail = app.query_one(ServiceDetail).region
+    for widget in app.query(Cell):
+        if visible(widget):
+            assert detail.contains_region(widget.region), f"outside: {text_of(widget)!r}"
     for widget in app.query(NUMBERS).results(Cell):
-        if not visible(widget):
-            continue
-        text = text_of(widget)
-        assert cell_len(text) <= widget.region.width, f"cut: {text!r} in {widget.region}"
-        assert detail.contains_region(widget.region), f"outside the detail: {text!r}"
+        if visible(widget):
+            text = text_of(widget)
+            assert cell_len(text) <= widget.region.width, f"cut: {text!r} in {widget.region}"
 
 
 def row_of(app: DetailApp, kind: type[Widget], label: str) -> Widget:
@@ -319,7 +320,7 @@ async def test_canary_next_to_its_baseline(size: tuple[int, int], rows: int) -> 
             return [text_of(found.query_one(s, Cell)) for s in (".canary", ".baseline", ".ratio")]
 
         assert row("p95") == ["612 ms ▲", "340 ms", "×1.8"]
-        assert row("errors") == ["1.26% ▲", "0.14%", "×9"]
+        assert row("errors") == ["1.26% ▲", "0.14%", "×9.0"]
         assert row("cache hit") == ["88.4%", "93.1%", "×0.95"]
         assert row("breaker opens") == ["4 ▲", "0", "×∞"]
         assert row("canary share") == ["5%", "no data", "—"]
@@ -344,6 +345,7 @@ async def test_a_stale_baseline_gives_no_ratio() -> None:
         await pilot.pause()
         assert texts(app, "CompareRowView .ratio") == ["—"] * 6
         assert texts(app, "CompareRowView .baseline")[0] == "340 ms ⌛"
+        assert texts(app, "CompareRowView .detail")[0] == "baseline: no update for over 3 intervals"
 
 
 async def test_tight_room_drops_the_comparison_header_first() -> None:
@@ -355,6 +357,42 @@ async def test_tight_room_drops_the_comparison_header_first() -> None:
         assert detail.has_class("-tight")
         assert not visible(app.query_one("ComparePanel .header"))
         assert len([r for r in app.query(CompareRowView) if visible(r)]) == 6
+        assert_fits(app)
+
+
+async def test_rows_that_do_not_fit_are_counted_not_cut() -> None:
+    extra = (
+        *named(),
+        signal("queue", 12.0, unit="", source="prometheus", detail="from Prometheus"),
+    )
+    app = DetailApp(view(live(extra=extra)), height=6)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert texts(app, "SignalRowView .label") == ["cache hit", "memory"]
+        assert texts(app, "SignalsPanel .more") == [
+            "+2 more not shown: a taller terminal shows them"
+        ]
+        assert_fits(app)
+        app.detail.styles.height = 12
+        await pilot.pause()
+        assert texts(app, "SignalRowView .label") == [
+            "cache hit",
+            "memory",
+            "breaker opens",
+            "queue",
+        ]
+        assert texts(app, "SignalsPanel .more") == []
+
+
+async def test_a_canary_in_very_little_room() -> None:
+    canary, stable = canary_pair()
+    app = DetailApp(canary, baseline=stable, height=7)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert texts(app, "CompareRowView .label") == ["p95", "errors", "cache hit"]
+        assert texts(app, "ComparePanel .more") == [
+            "+3 more not shown: a taller terminal shows them"
+        ]
         assert_fits(app)
 
 
@@ -540,13 +578,15 @@ def test_numbers_keep_their_digits() -> None:
 
 
 def test_ratios() -> None:
-    assert [format_ratio(r) for r in (1.8, 0.954, 12.4, float("inf"), None, 1.0)] == [
+    assert [format_ratio(r) for r in (1.8, 0.954, 12.4, float("inf"), None, 1.0, 1.035, 0.0)] == [
         "×1.8",
         "×0.95",
         "×12",
         "×∞",
         "—",
-        "×1",
+        "×1.0",
+        "×1.0",
+        "×0",
     ]
 
 
@@ -565,7 +605,7 @@ def test_comparison_follows_compare_to_baseline() -> None:
     canary, stable = canary_pair()
     rows = {r.name: r for r in compare_data(canary, stable, NOW).rows}
     assert rows["p95"].ratio == "×1.8"  # 612 / 340
-    assert rows["error_rate"].ratio == "×9"  # 1.26 / 0.14
+    assert rows["error_rate"].ratio == "×9.0"  # 1.26 / 0.14
     waiting = dataclasses.replace(stable, live=None, updated_at=None)
     rows = {r.name: r for r in compare_data(canary, waiting, NOW).rows}
     assert rows["p95"].ratio == "—"

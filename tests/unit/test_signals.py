@@ -364,6 +364,18 @@ def test_bad_wiring_is_refused() -> None:
 # --- history -------------------------------------------------------------------
 
 
+def test_history_carries_a_fresh_value_over_a_slow_probe() -> None:
+    """A probe slower than its interval skips a point; the value was still current there."""
+    signals = make(interval=1.0)
+    signals.record_probe(probe(0.0, 900.0))
+    signals.snapshot(0.0)
+    signals.record_probe(probe(2.2, 900.0))
+    live = signals.snapshot(2.2)  # one interval skipped: carried forward, no hole
+    shown = value(live, "p95").value
+    assert shown is not None
+    assert live.history["p95"][-3:] == (shown, shown, shown)
+
+
 def test_history_is_bounded_and_shows_gaps() -> None:
     signals = make(interval=5.0)
     for i in range(100):
@@ -373,7 +385,7 @@ def test_history_is_bounded_and_shows_gaps() -> None:
     assert live.history["p95"][-1] == value(live, "p95").value
     assert live.history_step == 5.0
     signals.record_probe(probe(520.0, 100.0))
-    live = signals.snapshot(520.0)  # skipped 3 intervals
+    live = signals.snapshot(520.0)  # skipped 3 intervals: the value went stale, a visible gap
     assert live.history["p95"][-4:-1] == (None, None, None)
     assert len(live.history["error_rate"]) == HISTORY_POINTS
     signals.record_probe(probe(520.0 + 10_000.0))

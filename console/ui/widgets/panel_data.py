@@ -159,13 +159,15 @@ def shown_signal(signal: SignalValue | None, stale: bool, *, rate: bool = False)
 
 
 def format_ratio(ratio: float | None) -> str:
-    """Canary ÷ baseline as "×1.8", "×12", "×0.98", "×∞"; "—" when either side has no fresh value."""
+    """Canary ÷ baseline as "×1.8", "×1.0", "×12", "×0.98", "×0", "×∞"; "—" without two fresh values."""
     if ratio is None:
         return "—"
     if math.isinf(ratio):
         return "×∞"
     if ratio >= 10:
         return f"×{ratio:,.0f}"
+    if ratio >= 1:
+        return f"×{ratio:.1f}"  # "×1.0": the same, not a rounded-away difference
     return f"×{ratio:.2g}"
 
 
@@ -257,6 +259,13 @@ def errors_data(view: ServiceView, now: float) -> ErrorsData:
     )
 
 
+def detail_for(signal: SignalValue, state: str) -> str:
+    """The signal's own detail, unless the row went stale under a value that was fresh."""
+    if state == "stale" and signal.state != "stale":
+        return f"no update for over {STALE_INTERVALS} intervals"
+    return signal.detail
+
+
 def named_signals(live: ServiceLive | None) -> tuple[SignalValue, ...]:
     """The configured signals, without the built-in p50/p95/p99/error_rate."""
     if live is None:
@@ -270,9 +279,7 @@ def signal_rows(view: ServiceView, now: float) -> tuple[SignalRow, ...]:
     rows = []
     for signal in named_signals(view.live):
         state = effective_state(signal, stale)
-        detail = signal.detail
-        if state == "stale" and signal.state != "stale":
-            detail = f"no update for over {STALE_INTERVALS} intervals"
+        detail = detail_for(signal, state)
         rows.append(
             SignalRow(
                 name=signal.name,
@@ -345,13 +352,13 @@ def _compare_info(
 ) -> Shown:
     """Why a ratio is missing, or where the canary's value came from."""
     if mine is not None and mine_state not in JUDGED:
-        return Shown(mine.detail, mine_state)
+        return Shown(detail_for(mine, mine_state), mine_state)
     if no_baseline:
         return Shown("baseline: waiting for its first value", "muted")
     if theirs is None:
         return Shown("not on baseline", "muted")
     if their_state not in JUDGED:
-        return Shown(f"baseline: {theirs.detail}", their_state)
+        return Shown(f"baseline: {detail_for(theirs, their_state)}", their_state)
     return Shown(mine.source if mine is not None else "", "muted")
 
 

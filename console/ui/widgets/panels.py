@@ -277,6 +277,9 @@ class _RowList(_Titled):
         super().__init__()
         self._row_views: list[_Row] = []
 
+    def compose(self) -> ComposeResult:
+        yield Cell(classes="more")
+
     def _sync(self, rows: Sequence[RowData], make: type[_Row]) -> None:
         current = self._row_views
         if [r.data.name if r.data is not None else None for r in current] != [r.name for r in rows]:
@@ -284,10 +287,21 @@ class _RowList(_Titled):
                 widget.remove()
             self._row_views = [make(r) for r in rows]
             if self._row_views:
-                self.mount_all(self._row_views)
+                self.mount_all(self._row_views, before=self.query_one(".more"))
             return
         for widget, row in zip(current, rows, strict=True):
             widget.data = row
+
+    def fit_rows(self, limit: int | None) -> None:
+        """Show at most ``limit`` lines of rows; what does not fit is counted, never silently cut."""
+        total = len(self._row_views)
+        shown = total if limit is None or total <= limit else max(limit - 1, 0)
+        for index, widget in enumerate(self._row_views):
+            widget.set_class(index >= shown, "-over")
+        more = total - shown
+        text = f"+{more} more not shown: a taller terminal shows them" if more else ""
+        self.query_one(".more", Cell).show(Shown(text, "muted"))
+        self.query_one(".more", Cell).set_class(bool(more), "-shown")
 
     def show_ages(self, ages: Sequence[str]) -> None:
         """One age per row, in order."""
@@ -321,6 +335,7 @@ class ComparePanel(_RowList):
             yield Cell(classes="value canary")
             yield Cell(classes="value baseline")
             yield Cell("ratio", classes="ratio")
+        yield from super().compose()
 
     def watch_data(self, data: CompareData | None) -> None:
         if data is None:

@@ -99,6 +99,8 @@ class ServiceDetail(Widget):
     ServiceDetail SignalsPanel.-empty, ServiceDetail ComparePanel.-empty { display: none; }
     ServiceDetail.-narrow.-compare SignalsPanel { display: none; }
     ServiceDetail.-tight ComparePanel .header { display: none; }
+    ServiceDetail .-over, ServiceDetail .more { display: none; }
+    ServiceDetail .more.-shown { display: block; width: 1fr; color: $text-muted; }
 
     ServiceDetail.-wide .pair { layout: horizontal; }
     ServiceDetail.-wide HealthPanel, ServiceDetail.-wide LatencyPanel, ServiceDetail.-wide ErrorsPanel,
@@ -131,6 +133,11 @@ class ServiceDetail(Widget):
     now: var[float] = var(0.0, init=False)
     """The clock time ages and staleness are judged against."""
 
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._ready = False
+        self._scheduled = False
+
     def compose(self) -> ComposeResult:
         yield Cell("select a service to see its signals", classes="empty")
         with Container(classes="pair top"):
@@ -140,11 +147,6 @@ class ServiceDetail(Widget):
             yield ErrorsPanel()
             yield SignalsPanel()
         yield ComparePanel()
-
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
-        self._ready = False
-        self._scheduled = False
 
     def on_mount(self) -> None:
         self._ready = True
@@ -213,10 +215,15 @@ class ServiceDetail(Widget):
         narrow_rows = 3 + (1 + compared if table is not None else rows)
         wide_rows = 5 + max(5, rows + 2 if rows else 0) + (compared + 3 if table is not None else 0)
         wide = width >= WIDE_MIN_WIDTH and height >= wide_rows
+        tight = not wide and narrow_rows > height
         self.set_class(wide, "-wide")
         self.set_class(not wide, "-narrow")
         self.set_class(table is not None, "-compare")
-        self.set_class(not wide and narrow_rows > height, "-tight")
+        self.set_class(tight, "-tight")
+        # Health, latency and errors take a line each; the list below gets the rest.
+        room = None if wide else height - 3 - (1 if table is not None and not tight else 0)
+        self.query_one(SignalsPanel).fit_rows(None if table is not None and not wide else room)
+        self.query_one(ComparePanel).fit_rows(room)
 
 
 def _age(at: float | None, now: float) -> str:

@@ -53,8 +53,16 @@ class ServiceTable(DataTable[Text]):
         for column in COLUMNS:
             self.add_column(column, key=column)
 
+    _shown: tuple[tuple[ServiceView, ...], float] | None = None
+
+    def on_resize(self) -> None:
+        # The reason column takes what the others leave: recompute at the new width.
+        if self._shown is not None:
+            self.show(*self._shown)
+
     def show(self, views: tuple[ServiceView, ...], now: float) -> None:
         """Bring the table up to date with ``views`` (add rows, update changed cells)."""
+        self._shown = (views, now)
         for view in views:
             cells = {
                 "service": Text(view.name, style="bold"),
@@ -72,7 +80,7 @@ class ServiceTable(DataTable[Text]):
                 continue
             for column, value in cells.items():
                 if self.get_cell(view.name, column) != value:
-                    self.update_cell(view.name, column, value)
+                    self.update_cell(view.name, column, value, update_width=True)
 
     def _reason_width(self, views: tuple[ServiceView, ...]) -> int:
         """What is left of the width for the reason, so the table never scrolls sideways."""
