@@ -33,9 +33,12 @@ test: $(STAMP) system-deps lint types
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-bench: $(STAMP) system-deps
+bench: $(STAMP)
+	@bash scripts/system-deps.sh --bench
 	$(BIN)/python bench/probe.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/store.py
+	$(BIN)/python bench/flags.py
 
 snapshots: $(STAMP)
 	$(BIN)/pytest -q tests/ui --snapshot-update

@@ -10,6 +10,10 @@ have_pg() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
 have_pg || missing+=(postgresql)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+if [ "${1:-}" = "--bench" ]; then
+  # The probing benchmark measures the blackbox exporter side by side.
+  command -v prometheus-blackbox-exporter >/dev/null 2>&1 || missing+=(prometheus-blackbox-exporter)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -1,40 +1,60 @@
-"""Keys, in one place."""
+"""Keys, in one place, compact enough for 80x24."""
 
 from __future__ import annotations
 
+from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.widgets import Label, Static
 
-HELP = """\
-# Conn keys
+KEYS: tuple[tuple[str, str, str], ...] = (
+    ("↑ ↓", "dashboard", "select a service"),
+    ("f", "anywhere", "feature flags"),
+    ("x", "demo", "inject a fault into the selected service"),
+    ("c", "demo", "clear the selected service's faults"),
+    ("space", "flags", "turn the selected flag on or off (confirm)"),
+    ("%", "flags", "set the rollout percentage (typed)"),
+    ("k", "flags", "kill switch: type the flag's name"),
+    ("e", "flags", "is key X in? shows the variant and why"),
+    ("?", "anywhere", "this help"),
+    ("Esc", "screens, dialogs", "back / cancel"),
+    ("q", "anywhere", "quit"),
+    ("ctrl+p", "anywhere", "command palette (themes, keys)"),
+)
 
-| key | where | what |
-|---|---|---|
-| ↑ ↓ | dashboard | select a service |
-| f | anywhere | feature flags |
-| x | demo | inject a fault into the selected service |
-| c | demo | clear the selected service's faults |
-| ? | anywhere | this help |
-| q | anywhere | quit |
-| Esc | screens, dialogs | back / cancel |
 
-Flags screen: `space` toggle, `%` percentage, `k` kill switch, `e` evaluate a key.
-"""
+def key_table() -> Table:
+    """The keys as a borderless table."""
+    table = Table(box=None, show_header=True, header_style="bold", padding=(0, 1))
+    table.add_column("key", style="bold")
+    table.add_column("where", style="dim")
+    table.add_column("what")
+    for key, where, what in KEYS:
+        table.add_row(key, where, what)
+    return table
 
 
 class HelpScreen(ModalScreen[None]):
-    """The key table."""
+    """The key table; any of Esc, ? or q closes it."""
 
     BINDINGS = [
         Binding("escape", "dismiss", "Back", id="help-back"),
         Binding("question_mark", "dismiss", "Back", show=False, id="help-back-2"),
+        Binding("q", "dismiss", "Back", show=False, id="help-back-3"),
     ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen Markdown { width: 72; max-width: 100%; height: auto; max-height: 100%; background: $surface; border: thick $primary; }
+    HelpScreen > Vertical {
+        width: 76; max-width: 100%; height: auto; max-height: 100%;
+        background: $surface; border: thick $primary; padding: 0 1;
+    }
+    HelpScreen .title { text-style: bold; }
     """
 
     def compose(self) -> ComposeResult:
-        yield Markdown(HELP)
+        with Vertical():
+            yield Label("Conn keys", classes="title")
+            yield Static(key_table())
+            yield Label("Every binding has an id; rebind keys in the config's [keymap].", markup=False)
