@@ -62,10 +62,21 @@ def check_name(name: str) -> str:
 
 
 def _backend() -> KeyringBackend | None:
-    """The keyring backend, or None when only the 'fail' or 'null' backend is available."""
+    """The keyring backend, or None when there is no usable one.
+
+    Unusable: the 'fail' and 'null' backends, and a plaintext-file backend
+    (keyrings.alt's) that was picked automatically — a plaintext file is the
+    silent fallback Conn refuses. Naming it in PYTHON_KEYRING_BACKEND is an
+    explicit choice and is honoured.
+    """
     backend = keyring.get_keyring()
-    module = type(backend).__module__
+    kind = type(backend)
+    module = kind.__module__
     if module.startswith(("keyring.backends.fail", "keyring.backends.null")):
+        return None
+    if "Plaintext" in kind.__name__ and os.environ.get("PYTHON_KEYRING_BACKEND", "") != (
+        f"{module}.{kind.__name__}"
+    ):
         return None
     if getattr(backend, "priority", 1) <= 0 and type(backend).__name__ == "ChainerBackend":
         return None

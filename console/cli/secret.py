@@ -12,7 +12,9 @@ import sys
 from typing import Any
 
 from console import secrets
-from console.cli.common import fail
+from console.cli.common import add_config_option, fail
+from console.config import load_config
+from console.errors import ConfigError
 
 
 def register(sub: Any) -> None:
@@ -27,6 +29,8 @@ def register(sub: Any) -> None:
         action = actions.add_parser(name, help=helptext)
         if name != "list":
             action.add_argument("name", metavar="NAME")
+        else:
+            add_config_option(action)
         action.set_defaults(handler=handle)
 
 
@@ -55,10 +59,22 @@ def handle(args: argparse.Namespace) -> int:
             return 0
         return fail(f"secret {args.name!r} was not in the keyring")
     print(f"keyring backend: {secrets.backend_name()}")
-    names = secrets.known_names()
+    names = secrets.known_names(_config_secret_names(args))
     if not names:
         print("(no secrets known)")
     for name in names:
         info = secrets.describe(name)
         print(f"  {name:<24} {info.source}")
     return 0
+
+
+def _config_secret_names(args: argparse.Namespace) -> list[str]:
+    """The secret names the config refers to, so `list` shows the missing ones too."""
+    try:
+        config, _ = load_config(getattr(args, "config", None))
+    except ConfigError:
+        return []
+    prometheus = config.sources.prometheus
+    if prometheus is None:
+        return []
+    return [n for n in (prometheus.token_secret, prometheus.password_secret) if n]

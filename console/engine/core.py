@@ -28,7 +28,8 @@ from console.errors import ConsoleError, StoreError
 from console.model.clock import Clock, SystemClock
 from console.model.events import Actor, Event
 from console.model.health import ProbeResult
-from console.model.signals import ServiceLive, ServiceSignals
+from console.model.live import ServiceLive
+from console.model.signals import ServiceSignals
 from console.secrets import get_secret
 from console.sources.probe import Prober, probe_forever
 from console.sources.prometheus import PrometheusSource

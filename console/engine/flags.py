@@ -26,25 +26,23 @@ from console.config import ConnConfig
 from console.errors import ActionError, CommandError, ConcurrencyError, StoreError
 from console.model.clock import Clock
 from console.model.events import Actor, Event, NewEvent
+from console.model.flagd import Evaluation, FlagEvaluator, flagd_document, render_document
 from console.model.flags import (
     FLAG_STREAM,
     GROUP_STREAM,
     MAX_KEYS,
-    Evaluation,
-    FlagEvaluator,
     FlagSet,
     FlagState,
     check_key,
     flag_event,
-    flagd_document,
     format_percent,
     group_event,
     percent_to_weight,
-    render_document,
     suggest,
 )
 from console.model.units import parse_percent
 from console.paths import state_dir
+from console.secrets import redact
 from console.store.base import EventStore
 
 log = logging.getLogger(__name__)
@@ -412,7 +410,8 @@ class FlagService:
         expected = self._flags.version_of(stream)
         try:
             await self._store.append(
-                stream, expected, [NewEvent(kind, payload, reason)],
+                # An operator may paste a secret into a reason; the log never keeps it.
+                stream, expected, [NewEvent(kind, payload, redact(reason))],
                 actor=self._actor, at=self._clock.now(),
             )
         finally:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from console.engine.flags import FlagView
 from console.model.events import Event
-from console.model.signals import ServiceLive
+from console.model.live import ServiceLive
 
 Role = Literal["starting", "leader", "follower"]
 

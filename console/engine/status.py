@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from console.engine.core import Engine
-from console.model.signals import ServiceLive
+from console.model.live import ServiceLive
 
 
 async def status_document(engine: Engine, *, probe: bool = True) -> dict[str, Any]:

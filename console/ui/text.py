@@ -6,16 +6,19 @@ from rich.markup import escape
 from rich.text import Text
 
 from console.model.sanitize import clean_text
+from console.secrets import redact
 
 
 def safe_text(value: str, *, limit: int = 200, style: str = "") -> Text:
-    """A literal Text (never parsed as markup), stripped of control sequences."""
-    return Text(clean_text(value, limit=limit), style=style, no_wrap=True, overflow="ellipsis")
+    """A literal Text (never parsed as markup), stripped of control sequences, secrets redacted."""
+    return Text(
+        clean_text(redact(value), limit=limit), style=style, no_wrap=True, overflow="ellipsis"
+    )
 
 
 def safe_markup(value: str, *, limit: int = 200) -> str:
-    """Escaped for Rich markup and stripped of control sequences, for markup strings."""
-    return escape(clean_text(value, limit=limit))
+    """Escaped for Rich markup, stripped of control sequences, secrets redacted."""
+    return escape(clean_text(redact(value), limit=limit))
 
 
 def format_age(seconds: float | None) -> str:

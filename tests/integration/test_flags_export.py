@@ -331,3 +331,18 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+async def test_a_secret_pasted_into_a_reason_never_reaches_the_log(
+    store: EventStore, config: ConnConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from console.secrets import get_secret
+
+    monkeypatch.setenv("CONN_SECRET_DEPLOY_TOKEN", "tok-4f9a2c77e1")
+    get_secret("deploy_token")  # resolved once, so registered for redaction
+    flags = service(store, config, tmp_path / "flags.json")
+    await flags.load()
+    await flags.set_percent("calendar_refactor", 10, reason="rolled with tok-4f9a2c77e1 by mistake")
+    events = await store.read_stream("flag/calendar_refactor")
+    assert events[-1].reason == "rolled with «secret:deploy_token» by mistake"
+    assert all("tok-4f9a2c77e1" not in str(e.as_json()) for e in await store.read_all())

@@ -13,7 +13,7 @@ import pytest
 from rich.cells import cell_len
 from textual.widget import Widget
 
-from console.model.signals import ServiceLive
+from console.model.live import ServiceLive
 from console.ui.widgets.panel_data import (
     Shown,
     compare_data,

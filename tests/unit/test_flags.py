@@ -18,20 +18,18 @@ from openfeature.evaluation_context import EvaluationContext
 
 from console.config import parse_config
 from console.errors import ConfigError
+from console.model.flagd import FlagEvaluator, flagd_document, render_document
 from console.model.flags import (
     FLAG_CHANGED,
     FLAG_CREATED,
     GROUP_CREATED,
     TOTAL_WEIGHT,
-    FlagEvaluator,
     FlagSet,
     FlagState,
     flag_event,
-    flagd_document,
     fold,
     group_event,
     percent_to_weight,
-    render_document,
 )
 from tests.fixtures.flags import PLANS_CONFIG, EventLog, flagd_answer, flagd_schema_problems
 

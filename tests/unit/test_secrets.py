@@ -19,8 +19,12 @@ from console.errors import SecretError
 
 
 @pytest.fixture
-def file_keyring(tmp_path: Path) -> Iterator[PlaintextKeyring]:
-    """A real keyring backend that writes to a temporary file (the test keyring)."""
+def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PlaintextKeyring]:
+    """A real keyring backend that writes to a temporary file (the test keyring).
+
+    Plaintext backends count only when chosen explicitly, as here.
+    """
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
     backend = PlaintextKeyring()
     backend.file_path = str(tmp_path / "keyring.cfg")  # type: ignore[misc]
     previous = keyring.get_keyring()
@@ -60,6 +64,25 @@ def test_env_fallback_when_no_keyring(
     assert len(warnings) == 1, "the fallback is announced once, clearly"
     with pytest.raises(SecretError, match="no usable OS keyring"):
         secrets.set_secret("slack_webhook", "x")
+
+
+def test_an_automatically_chosen_plaintext_file_is_not_a_keyring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND", raising=False)
+    monkeypatch.setenv("CONN_SECRET_API_TOKEN", "from-env-123")
+    backend = PlaintextKeyring()
+    backend.file_path = str(tmp_path / "keyring.cfg")  # type: ignore[misc]
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    try:
+        assert not secrets.keyring_available()
+        with pytest.raises(SecretError, match="no usable OS keyring"):
+            secrets.set_secret("api_token", "x")
+        assert secrets.get_secret("api_token") == "from-env-123"
+        assert not (tmp_path / "keyring.cfg").exists(), "nothing written to a plaintext file"
+    finally:
+        keyring.set_keyring(previous)
 
 
 def test_missing_secret_says_where_to_put_it(no_keyring: None) -> None:

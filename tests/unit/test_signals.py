@@ -13,14 +13,8 @@ from pydantic import ValidationError
 
 from console.model.clock import FakeClock
 from console.model.health import HEALTH_STATES, ProbeResult
-from console.model.signals import (
-    HISTORY_POINTS,
-    ServiceLive,
-    ServiceSignals,
-    SignalValue,
-    compare_to_baseline,
-    extract_json_path,
-)
+from console.model.live import ServiceLive, SignalValue, compare_to_baseline
+from console.model.signals import HISTORY_POINTS, ServiceSignals, extract_json_path
 from console.model.thresholds import SignalSpec, Threshold
 
 CACHE = SignalSpec(json_path="metrics.cache_hit_rate", unit="%", scale=100.0, label="cache hit")

@@ -18,7 +18,8 @@ import math
 from dataclasses import dataclass
 
 from console.engine.snapshot import ServiceView
-from console.model.signals import STALE_INTERVALS, ServiceLive, SignalValue, compare_to_baseline
+from console.model.live import ServiceLive, SignalValue, compare_to_baseline
+from console.model.signals import STALE_INTERVALS
 from console.model.thresholds import BUILTIN_SIGNALS
 from console.ui.text import format_age
 from console.ui.widgets.styles import HEALTH_STYLE, STALE_MARK, STATE_MARK

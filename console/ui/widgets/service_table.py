@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from console.engine.snapshot import ServiceView
-from console.model.signals import ServiceLive
+from console.model.live import ServiceLive
 from console.ui.text import format_age, safe_text
 from console.ui.widgets.styles import HEALTH_STYLE, STATE_MARK, STATE_STYLE
 
