@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -38,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"conn {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    parser.add_argument(
+        "--config", metavar="PATH", default=None,
+        help="config file (default: $CONN_CONFIG, ./conn.toml, then ~/.config/conn/conn.toml)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name in _MODULES:
         module = importlib.import_module(name)
@@ -64,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler_fn: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler_fn is None:
         # No subcommand: the console on the configured environment.
-        args = parser.parse_args(["console", *(argv or sys.argv[1:])])
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "console"])
         handler_fn = args.handler
     assert handler_fn is not None
     try:
@@ -75,4 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(e))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `conn status --json | head`: the reader left; say nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 

@@ -16,7 +16,7 @@ log = logging.getLogger("conn.agent")
 
 def register(sub: Any) -> None:
     parser = sub.add_parser(
-        "agent", help="run the engine headless (probes, auto-actions) until SIGINT/SIGTERM"
+        "agent", help="the engine headless, for systemd (stops on SIGTERM)"
     )
     add_config_option(parser)
     parser.set_defaults(handler=handle)

@@ -44,7 +44,7 @@ async def command_context(args: argparse.Namespace) -> AsyncIterator[CommandCont
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     """The ``--config PATH`` option every subcommand that reads the config takes."""
     parser.add_argument(
-        "--config", metavar="PATH",
+        "--config", metavar="PATH", default=argparse.SUPPRESS,
         help="config file (default: $CONN_CONFIG, ./conn.toml, then ~/.config/conn/conn.toml)",
     )
 

@@ -146,3 +146,14 @@ def test_conn_check_cli_exit_codes(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert "ok" in run.stdout and "1 services" in run.stdout
+
+
+def test_config_option_before_or_after_the_command(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    for argv in (["--config", str(good), "check"], ["check", "--config", str(good)]):
+        run = subprocess.run(
+            [sys.executable, "-m", "console", *argv], capture_output=True, text=True, timeout=60
+        )
+        assert run.returncode == 0, run.stderr
+        assert str(good) in run.stdout
