@@ -22,6 +22,11 @@ def test_dashboard_canary_selected(snap_compare: Any, frozen_app: ConnApp, size:
     assert snap_compare(frozen_app, terminal_size=size, press=["down"], run_before=_settle)
 
 
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_flags_screen(snap_compare: Any, frozen_app: ConnApp, size: tuple[int, int]) -> None:
+    assert snap_compare(frozen_app, terminal_size=size, press=["f"], run_before=_settle)
+
+
 def test_help(snap_compare: Any, frozen_app: ConnApp) -> None:
     assert snap_compare(frozen_app, terminal_size=(80, 24), press=["question_mark"], run_before=_settle)
 

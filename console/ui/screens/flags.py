@@ -107,7 +107,7 @@ class FlagsScreen(Screen[None]):
         else:
             for view in views:
                 for (column, _), cell in zip(_COLUMNS, self._cells(view), strict=True):
-                    table.update_cell(view.name, column, cell)
+                    table.update_cell(view.name, column, cell, update_width=True)
         self._show_detail()
         status = self.service.export_status()
         export = self.query_one("#flags-export", Static)
