@@ -27,9 +27,8 @@ from console.model.clock import FakeClock
 from console.store import open_store
 from console.store.base import EventStore
 from tests.fixtures.fleet import demo_fleet_fixture, flag_file_fixture
-from tests.fixtures.postgres import postgres_dsn, postgres_server
 
-__all__ = ["demo_fleet_fixture", "flag_file_fixture", "postgres_dsn", "postgres_server"]
+__all__ = ["demo_fleet_fixture", "flag_file_fixture"]
 
 pytestmark = pytest.mark.slow
 

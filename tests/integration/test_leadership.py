@@ -12,13 +12,11 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from console.store import EventStore, open_store, sqlite_path
-from tests.fixtures.postgres import postgres_dsn, postgres_server  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,25 +38,6 @@ async def main(url):
 
 asyncio.run(main(sys.argv[1]))
 """
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A URL to an empty store of each backend."""
-    if request.param == "sqlite":
-        return f"sqlite://{tmp_path / 'conn.db'}"
-    dsn: str = request.getfixturevalue("postgres_dsn")
-    return dsn
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[EventStore]:
-    """An open store, closed after the test."""
-    opened = await open_store(store_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def start_candidate(url: str) -> asyncio.subprocess.Process:

@@ -29,30 +29,11 @@ from console.errors import (
 )
 from console.model.events import GENESIS_HASH, Actor, Event, NewEvent, verify_chain
 from console.store import EventStore, open_store, sqlite_path
-from tests.fixtures.postgres import PostgresServer, postgres_dsn, postgres_server  # noqa: F401
+from tests.fixtures.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
 ALICE = Actor("alice", "10.0.0.7")
 BOB = Actor("bob")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A URL to an empty store of each backend."""
-    if request.param == "sqlite":
-        return f"sqlite://{tmp_path / 'state' / 'conn.db'}"
-    dsn: str = request.getfixturevalue("postgres_dsn")
-    return dsn
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[EventStore]:
-    """An open store, closed after the test."""
-    opened = await open_store(store_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def raw_execute(url: str, sql_sqlite: str, sql_postgres: str, *args: object) -> None:
@@ -306,7 +287,7 @@ async def test_twenty_processes_race_and_exactly_one_wins(store: EventStore, sto
           f"after go; slowest append {slowest * 1000:.0f} ms")
 
 
-async def test_postgres_url_hides_the_password(postgres_server: PostgresServer) -> None:  # noqa: F811
+async def test_postgres_url_hides_the_password(postgres_server: PostgresServer) -> None:
     dsn = postgres_server.dsn().replace("conn@", "conn:s3cret@") + "?password=s3cret"
     opened = await open_store(dsn)
     try:
@@ -320,7 +301,7 @@ async def next_event(events: AsyncIterator[Event], within: float) -> Event:
     return await asyncio.wait_for(anext(events), within)
 
 
-async def test_postgres_subscribers_wake_on_notify_and_survive_losing_it(postgres_dsn: str) -> None:  # noqa: F811
+async def test_postgres_subscribers_wake_on_notify_and_survive_losing_it(postgres_dsn: str) -> None:
     from console.store.postgres import PostgresEventStore
 
     # A 30 s poll: an event seen within 2 s can only have come through NOTIFY.
@@ -354,7 +335,7 @@ async def test_postgres_subscribers_wake_on_notify_and_survive_losing_it(postgre
             await opened.close()
 
 
-async def test_postgres_schema_too_new_is_refused(postgres_dsn: str) -> None:  # noqa: F811
+async def test_postgres_schema_too_new_is_refused(postgres_dsn: str) -> None:
     opened = await open_store(postgres_dsn)
     await opened.close()
     await raw_execute(postgres_dsn, "", "UPDATE conn_meta SET value = '99' WHERE key = 'schema_version'")

@@ -17,7 +17,7 @@ in ``ServiceDetail.DEFAULT_CSS``; the panels only decide what is in them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from textual.app import ComposeResult
 from textual.containers import HorizontalGroup, VerticalGroup
@@ -220,8 +220,8 @@ class _Row(HorizontalGroup):
         if self._ready and data is not None:
             self._draw(data)
 
-    def _draw(self, data: RowData) -> None:
-        raise NotImplementedError
+    _draw: Callable[[RowData], None]
+    """Each kind of row draws its data in its own cells (SignalRowView, CompareRowView)."""
 
     def show_age(self, age: str) -> None:
         """Called on every tick; repaints only when the text changes."""
