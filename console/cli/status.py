@@ -54,11 +54,22 @@ async def _status(args: argparse.Namespace) -> int:
     for service in document["services"]:
         age = "—" if service["age_s"] is None else f"{service['age_s']:.0f}s"
         stale = " STALE" if service["stale"] else ""
+        signals = {s["name"]: s for s in service["signals"]}
         line = (
-            f"  {service['name']:<{width}}  {service['health']:<8} {age:>6}{stale}  "
+            f"  {service['name']:<{width}}  {service['health']:<8} {age:>5}{stale}  "
+            f"p95 {_value(signals.get('p95')):>9}  errors {_value(signals.get('error_rate')):>7}  "
             f"{service['reason']}"
         )
         print(clean_text(redact(line), limit=300))
     for flag in document["flags"]:
         print(clean_text(redact(f"  flag {flag.get('name')}: {flag.get('summary', '')}"), limit=300))
     return 0
+
+
+def _value(signal: dict[str, Any] | None) -> str:
+    """A signal as people read it: "74.4 ms", "0.42%", "no data", with ▲/✖ past thresholds."""
+    if signal is None or signal["value"] is None:
+        return "no data"
+    unit = signal["unit"]
+    text = f"{signal['value']:g}{unit if unit == '%' else ' ' + unit if unit else ''}"
+    return text + {"warning": " ▲", "critical": " ✖"}.get(signal["state"], "")
