@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 RECENT_EVENTS = 50
 """How many recent events a snapshot carries (for the activity panel)."""
+RETRY_MIN, RETRY_MAX = 0.5, 10.0
+"""Seconds between attempts to reach a store that stopped answering (doubling)."""
 
 
 class Engine:
@@ -82,6 +84,7 @@ class Engine:
             for name, spec in config.services.items()
         }
         self._recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
+        self._store_problems: dict[str, str] = {}
         self._position = 0
         self._snapshot = self._build()
         self._changed = asyncio.Condition()
@@ -131,7 +134,18 @@ class Engine:
     def _spawn(self, coro: Awaitable[None], name: str, *, leader: bool = False) -> None:
         task = asyncio.ensure_future(coro)
         task.set_name(f"engine:{name}")
+        task.add_done_callback(self._task_ended)
         (self._leader_tasks if leader else self._tasks).append(task)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        # Engine tasks run forever; one that ends on its own is a bug to see, not to hide.
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("engine task %s failed", task.get_name(), exc_info=error)
+        else:
+            log.error("engine task %s ended unexpectedly", task.get_name())
 
     # --- state for views ----------------------------------------------------------
 
@@ -168,6 +182,7 @@ class Engine:
             services=tuple(self._views[name] for name in self.config.services),
             flags=self.flags.views(),
             recent_events=tuple(self._recent),
+            store_problem="; ".join(self._store_problems.values()) or None,
         )
 
     def _leader_from_rows(self) -> str | None:
@@ -188,14 +203,24 @@ class Engine:
     # --- following ------------------------------------------------------------------
 
     async def _follow_events(self) -> None:
-        async for event in self.store.subscribe(after=self._position):
-            self._position = event.position
-            self._recent.append(event)
-            if event.stream.startswith("flag/") and self.flags.apply(event):
-                # Keep this machine's flag file in step with changes made elsewhere;
-                # never overwrites a hand-edited file (the status says so instead).
-                await self.flags.sync_export()
-            await self._publish()
+        backoff = RETRY_MIN
+        while True:
+            try:
+                async for event in self.store.subscribe(after=self._position):
+                    backoff = RETRY_MIN
+                    await self._store_ok("events")
+                    self._position = event.position
+                    self._recent.append(event)
+                    if event.stream.startswith("flag/") and self.flags.apply(event):
+                        # Keep this machine's flag file in step with changes made
+                        # elsewhere; never overwrites a hand-edited file.
+                        await self.flags.sync_export()
+                    await self._publish()
+            except StoreError as e:
+                # Resubscribe from the last event seen: nothing is skipped or repeated.
+                await self._store_failed("events", f"cannot read the event log: {e}")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RETRY_MAX)
 
     async def _follow_live(self) -> None:
         while True:
@@ -203,9 +228,21 @@ class Engine:
             if self._role != "leader":
                 try:
                     await self._read_live()
+                    await self._store_ok("live")
                 except StoreError as e:
-                    log.warning("could not read the live table: %s", e)
+                    await self._store_failed("live", f"cannot read the live table: {e}")
                 await self._publish()
+
+    async def _store_failed(self, part: str, problem: str) -> None:
+        if self._store_problems.get(part) != problem:
+            log.warning("%s", problem)
+        self._store_problems[part] = problem
+        await self._publish()
+
+    async def _store_ok(self, part: str) -> None:
+        if self._store_problems.pop(part, None) is not None:
+            log.info("the store answers again (%s)", part)
+            await self._publish()
 
     async def _read_live(self) -> None:
         rows = await self.store.read_live()
@@ -308,10 +345,16 @@ class Engine:
             # All services at once, so a round takes one query's time, not N of them.
             names = list(self.config.services)
             rounds = await asyncio.gather(
-                *(source.query_service(name, self.config.services[name]) for name in names)
+                *(source.query_service(name, self.config.services[name]) for name in names),
+                return_exceptions=True,
             )
             at = self.clock.now()
             for name, results in zip(names, rounds, strict=True):
+                if isinstance(results, BaseException):
+                    if not isinstance(results, ConsoleError):
+                        raise results
+                    log.warning("Prometheus round for %s failed: %s", name, results)
+                    continue
                 for signal, value in results.items():
                     if isinstance(value, ConsoleError):
                         self._signals[name].record_query(signal, None, at, error=str(value))
@@ -332,8 +375,10 @@ class Engine:
             await self.store.write_live(
                 name, live.model_dump(mode="json"), at=now, writer=self.label
             )
+            await self._store_ok("write")
         except StoreError as e:
-            log.warning("could not write the live row of %s: %s", name, e)
+            # Probing goes on and this console still shows the values; followers cannot.
+            await self._store_failed("write", f"cannot write the live table: {e}")
         await self._publish()
 
     # --- one-shot use (conn status) -----------------------------------------------------

@@ -42,6 +42,8 @@ class Snapshot:
     flags: tuple[FlagView, ...] = ()
     recent_events: tuple[Event, ...] = field(default=())
     """The last few events of the log, newest last (bounded)."""
+    store_problem: str | None = None
+    """Why the store cannot be read or written right now (None when it can)."""
 
     def service(self, name: str) -> ServiceView | None:
         """The view of one service by name."""

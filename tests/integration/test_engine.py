@@ -24,6 +24,7 @@ from console.engine.core import Engine
 from console.engine.snapshot import Snapshot
 from console.engine.status import status_document
 from console.model.clock import FakeClock
+from console.model.events import Actor, NewEvent
 from console.store import open_store
 from console.store.base import EventStore
 from tests.fixtures.fleet import demo_fleet_fixture, flag_file_fixture
@@ -233,3 +234,49 @@ async def test_team_mode_on_postgresql_one_leader_and_a_follower(
     finally:
         await first_store.close()
         await second_store.close()
+
+
+async def test_a_database_outage_is_shown_and_followed_through(
+    config: ConnConfig, postgres_dsn: str
+) -> None:
+    """Team mode: the database refuses connections for a while, then comes back.
+
+    The follower says so in its snapshot (the header shows it), keeps running,
+    and resumes from the last event it saw: an event appended right after the
+    outage is not missed.
+    """
+    import asyncpg  # type: ignore[import-untyped]
+
+    database = postgres_dsn.rsplit("/", 1)[1]
+    admin_dsn = postgres_dsn.rsplit("/", 1)[0] + "/postgres"
+    team = config.model_copy(update={"store": postgres_dsn})
+    store = await open_store(team.store)
+    engine = Engine(team, store, lead=False, follow_interval=0.1)
+    await engine.start()
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        assert engine.snapshot.store_problem is None
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", database
+        )
+        await until(lambda: engine.snapshot.store_problem is not None, 10, "the outage is shown")
+        assert "cannot read" in (engine.snapshot.store_problem or "")
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        writer = await open_store(team.store)
+        try:
+            await writer.append(
+                "flag/after_outage", 0, [NewEvent("note")], actor=Actor("ops"), at=time.time()
+            )
+        finally:
+            await writer.close()
+        await until(lambda: engine.snapshot.store_problem is None, 20, "the store answers again")
+        await until(
+            lambda: any(e.stream == "flag/after_outage" for e in engine.snapshot.recent_events),
+            10, "the event appended after the outage is seen",
+        )
+    finally:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        await admin.close()
+        await engine.stop()
+        await store.close()
