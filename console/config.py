@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from console.errors import ConfigError, ConfigNotFound
 from console.model.flags import FlagsConfig
+from console.model.keys import BINDING_IDS
 from console.model.thresholds import BUILTIN_SIGNALS, SignalName, SignalSpec, Threshold
 from console.model.units import Duration
 from console.paths import config_dir, default_store_url
@@ -166,6 +167,20 @@ class ConnConfig(Strict):
         if value.startswith(("postgresql://", "postgres://")):
             return value
         raise ValueError(f'{value!r} is not a store URL (examples: "sqlite:///~/.local/state/conn/conn.db", "postgresql://conn@db/conn")')
+
+    @field_validator("keymap")
+    @classmethod
+    def _binding_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = [key for key in value if key not in BINDING_IDS]
+        if unknown:
+            raise ValueError(
+                "; ".join(
+                    f"{key!r} is not a binding id.{_suggestion(key, list(BINDING_IDS))}"
+                    for key in unknown
+                )
+                + " (the README's keys table lists them)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _references(self) -> ConnConfig:

@@ -15,7 +15,10 @@ from console.ui.app import ConnApp
 async def _run(config: ConnConfig, demo_urls: dict[str, str] | None = None) -> int:
     store = await open_store(config.store)
     try:
-        await ConnApp(Engine(config, store), demo_urls=demo_urls).run_async()
+        # Started before the app, so a store that cannot be read is a clear error
+        # message from `conn`, not a traceback from inside the UI.
+        async with Engine(config, store) as engine:
+            await ConnApp(engine, demo_urls=demo_urls).run_async()
     finally:
         await store.close()
     return 0

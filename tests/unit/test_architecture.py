@@ -52,3 +52,25 @@ def test_import_linter_contracts_hold() -> None:
     run = subprocess.run([str(lint)], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "broken" in run.stdout and " 0 broken" in run.stdout
+
+
+def test_every_ui_binding_has_a_known_id_and_every_id_a_binding() -> None:
+    import importlib
+
+    from textual.binding import Binding
+
+    from console.model.keys import BINDING_IDS
+
+    found: set[str] = set()
+    for info in pkgutil.walk_packages(console.__path__, "console."):
+        if not info.name.startswith("console.ui"):
+            continue
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if not isinstance(value, type) or value.__module__ != info.name:
+                continue  # only classes of ours, with their own BINDINGS
+            for binding in vars(value).get("BINDINGS", []):
+                if isinstance(binding, Binding):
+                    assert binding.id, f"{value.__name__}: binding {binding.key!r} has no id"
+                    found.add(binding.id)
+    assert found == set(BINDING_IDS)

@@ -157,3 +157,12 @@ def test_config_option_before_or_after_the_command(tmp_path: Path) -> None:
         )
         assert run.returncode == 0, run.stderr
         assert str(good) in run.stdout
+
+
+def test_keymap_names_unknown_binding_ids() -> None:
+    found = problems('[keymap]\n"app-flgs" = "g"\n')
+    assert found == [
+        "keymap: 'app-flgs' is not a binding id. Did you mean 'app-flags'? "
+        "(the README's keys table lists them)"
+    ]
+    assert parse_config('[keymap]\n"app-flags" = "g"\n').keymap == {"app-flags": "g"}

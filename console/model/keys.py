@@ -1,0 +1,25 @@
+"""Every key binding's id, so the config's [keymap] is checked before the UI starts.
+
+The UI declares each `Binding` with one of these ids; a test keeps the two
+lists equal. Ids name the place and the action ("flags-kill").
+"""
+
+from __future__ import annotations
+
+BINDING_IDS: dict[str, str] = {
+    "app-quit": "quit",
+    "app-flags": "open the feature flags",
+    "app-help": "show the keys",
+    "demo-fault": "demo: inject a fault into the selected service",
+    "demo-clear": "demo: clear the selected service's faults",
+    "flags-back": "flags: back to the dashboard",
+    "flags-toggle": "flags: turn the selected flag on or off",
+    "flags-percent": "flags: set the rollout percentage",
+    "flags-kill": "flags: kill switch",
+    "flags-evaluate": "flags: evaluate a targeting key",
+    "help-back": "help: close",
+    "help-back-2": "help: close (second key)",
+    "help-back-3": "help: close (third key)",
+    "modal-cancel": "dialogs: cancel",
+}
+"""Binding id -> what it does."""
