@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual import on, work
@@ -18,6 +19,9 @@ from console.ui.text import safe_markup
 from console.ui.widgets.service_detail import ServiceDetail
 from console.ui.widgets.service_table import ServiceTable
 from console.ui.widgets.top_bar import TopBar
+
+if TYPE_CHECKING:
+    from console.ui.app import ConnApp
 
 
 def activity_text(snapshot: Snapshot, *, limit: int) -> Text:
@@ -41,6 +45,11 @@ def activity_text(snapshot: Snapshot, *, limit: int) -> Text:
 class DashboardScreen(Screen[None]):
     """Services, the selected service's panels, and the last events."""
 
+    @property
+    def conn(self) -> ConnApp:
+        """The app, typed: the engine, the clock and the demo fleet's URLs."""
+        return cast("ConnApp", self.app)
+
     BINDINGS = [
         Binding("x", "demo_fault", "Fault", id="demo-fault", show=True),
         Binding("c", "demo_clear", "Clear", id="demo-clear", show=True),
@@ -55,22 +64,21 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self._show, init=True)
-        if getattr(self.app, "ticking", True):
+        if self.conn.ticking:
             self.set_interval(1.0, self._tick)
         self.query_one(ServiceTable).focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("demo_fault", "demo_clear"):
-            return bool(getattr(self.app, "demo_urls", None))
+            return bool(self.conn.demo_urls)
         return True
 
     @property
     def _snapshot(self) -> Snapshot | None:
-        snapshot: Snapshot | None = getattr(self.app, "snapshot", None)
-        return snapshot
+        return self.conn.snapshot
 
     def _now(self) -> float:
-        return float(self.app.clock.now())  # type: ignore[attr-defined]
+        return self.conn.clock.now()
 
     def _show(self, snapshot: Snapshot | None) -> None:
         if snapshot is None:
@@ -107,7 +115,7 @@ class DashboardScreen(Screen[None]):
 
     def action_demo_fault(self) -> None:
         name = self.query_one(ServiceTable).selected
-        if name and name in self.app.demo_urls:  # type: ignore[attr-defined]
+        if name and name in self.conn.demo_urls:
             from console.ui.modals.fault import FaultModal
 
             def chosen(faults: dict[str, object] | None) -> None:
@@ -118,14 +126,14 @@ class DashboardScreen(Screen[None]):
 
     def action_demo_clear(self) -> None:
         name = self.query_one(ServiceTable).selected
-        if name and name in self.app.demo_urls:  # type: ignore[attr-defined]
+        if name and name in self.conn.demo_urls:
             self._send_faults(name, {})
 
     @work(exclusive=False, exit_on_error=False)
     async def _send_faults(self, name: str, faults: dict[str, object]) -> None:
         from console.demo.control import clear_faults, get_faults, inject_faults
 
-        url = self.app.demo_urls[name]  # type: ignore[attr-defined]
+        url = self.conn.demo_urls[name]
         try:
             if faults:
                 # Faults add up: latency then errors leaves both in place until cleared.

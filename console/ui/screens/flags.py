@@ -9,7 +9,7 @@ operator type the flag's name.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -24,6 +24,9 @@ from console.model.units import parse_percent
 from console.ui.modals.confirm import ConfirmModal
 from console.ui.modals.prompt import PromptModal
 from console.ui.text import format_age, safe_markup, safe_text
+
+if TYPE_CHECKING:
+    from console.ui.app import ConnApp
 
 _COLUMNS = (("name", "Flag"), ("state", "State"), ("percent", "%"), ("allow", "Allow"),
             ("change", "Last change"))
@@ -76,7 +79,7 @@ class FlagsScreen(Screen[None]):
 
     @property
     def service(self) -> FlagService:
-        flags: FlagService = self.app.engine.flags  # type: ignore[attr-defined]
+        flags: FlagService = cast("ConnApp", self.app).engine.flags
         return flags
 
     @property
