@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -146,7 +147,9 @@ class ConnConfig(Strict):
     environment: str = "default"
     """Shown in the header; name it after the place (production, staging)."""
     store: str = Field(default_factory=default_store_url)
-    """"sqlite:///path/to/conn.db" (embedded) or "postgresql://…" (team mode)."""
+    """"sqlite:///path/to/conn.db" (embedded) or "postgresql://…" (team mode), no password."""
+    store_password_secret: str | None = None
+    """Team mode: the name of the secret holding the database password."""
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     defaults: DefaultsConfig = DefaultsConfig()
     profiles: dict[str, ProfileConfig] = Field(default_factory=dict)
@@ -165,6 +168,12 @@ class ConnConfig(Strict):
             path = Path(rest).expanduser() if rest.startswith("~") else Path("/" + rest.lstrip("/"))
             return "sqlite:///" + str(path).lstrip("/")
         if value.startswith(("postgresql://", "postgres://")):
+            parts = urlsplit(value)
+            if parts.password or "password=" in parts.query:
+                raise ValueError(
+                    "the URL carries a password; secrets never go in the config: remove it "
+                    'and set store_password_secret = "NAME" (`conn secret set NAME`)'
+                )
             return value
         raise ValueError(f'{value!r} is not a store URL (examples: "sqlite:///~/.local/state/conn/conn.db", "postgresql://conn@db/conn")')
 

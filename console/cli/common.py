@@ -11,11 +11,11 @@ from pathlib import Path
 
 from console.config import ConnConfig, load_config
 from console.engine.identity import current_actor
+from console.engine.session import open_configured_store
 from console.model.clock import Clock, SystemClock
 from console.model.events import Actor
 from console.model.sanitize import clean_text
 from console.secrets import redact
-from console.store import open_store
 from console.store.base import EventStore
 
 
@@ -34,7 +34,7 @@ class CommandContext:
 async def command_context(args: argparse.Namespace) -> AsyncIterator[CommandContext]:
     """Load the config named by ``--config`` (or found), open its store, close it after."""
     config, path = load_config(getattr(args, "config", None))
-    store = await open_store(config.store)
+    store = await open_configured_store(config)
     try:
         yield CommandContext(config, path, store, SystemClock(), current_actor())
     finally:

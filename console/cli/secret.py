@@ -75,6 +75,7 @@ def _config_secret_names(args: argparse.Namespace) -> list[str]:
     except ConfigError:
         return []
     prometheus = config.sources.prometheus
-    if prometheus is None:
-        return []
-    return [n for n in (prometheus.token_secret, prometheus.password_secret) if n]
+    names = [config.store_password_secret]
+    if prometheus is not None:
+        names += [prometheus.token_secret, prometheus.password_secret]
+    return [name for name in names if name]

@@ -148,9 +148,12 @@ class PostgresEventStore:
     ``await store.close()`` when done.
     """
 
-    def __init__(self, dsn: str, pool: asyncpg.Pool, *, poll_interval: float) -> None:
+    def __init__(
+        self, dsn: str, pool: asyncpg.Pool, *, poll_interval: float, password: str | None = None
+    ) -> None:
         """Wrap a pool on an initialised database; use :meth:`open` instead."""
         self._dsn = dsn
+        self._password = password
         self._url = redact_url(dsn)
         self._pool = pool
         self._poll_interval = poll_interval
@@ -168,6 +171,7 @@ class PostgresEventStore:
         max_connections: int = 4,
         connect_timeout: float = 10.0,
         command_timeout: float = 30.0,
+        password: str | None = None,
     ) -> PostgresEventStore:
         """Connect to ``dsn`` (``postgresql://user:pw@host:port/db``) and prepare the schema.
 
@@ -178,6 +182,7 @@ class PostgresEventStore:
             connect_timeout: seconds to wait for the server.
             command_timeout: seconds before any one query is given up (a hung
                 server becomes a StoreError instead of a frozen console).
+            password: the password, kept out of the URL (it comes from a secret).
 
         Raises:
             NotAConnDatabase: conn_* tables exist but are not Conn's.
@@ -188,7 +193,7 @@ class PostgresEventStore:
         try:
             pool = await asyncpg.create_pool(
                 dsn, min_size=1, max_size=max_connections, timeout=connect_timeout,
-                command_timeout=command_timeout,
+                command_timeout=command_timeout, password=password,
             )
         except _DRIVER_ERRORS as e:
             raise StoreError(f"cannot connect to {url}: {e}") from e
@@ -200,7 +205,7 @@ class PostgresEventStore:
         except BaseException:
             pool.terminate()
             raise
-        return cls(dsn, pool, poll_interval=poll_interval)
+        return cls(dsn, pool, poll_interval=poll_interval, password=password)
 
     @property
     def url(self) -> str:
@@ -346,7 +351,9 @@ class PostgresEventStore:
         self._listen_attempt = now
         self._listener = None
         try:
-            conn = await asyncpg.connect(self._dsn, timeout=self._poll_interval * 5)
+            conn = await asyncpg.connect(
+                self._dsn, timeout=self._poll_interval * 5, password=self._password
+            )
             await conn.add_listener(CHANNEL, self._on_notify)
         except _DRIVER_ERRORS:
             return  # polling continues; retried after _LISTEN_RETRY
@@ -394,7 +401,7 @@ class PostgresEventStore:
 
     def leader_lock(self) -> AdvisoryLeaderLock:
         """A session advisory lock on its own connection (not yet taken)."""
-        return AdvisoryLeaderLock(self._dsn)
+        return AdvisoryLeaderLock(self._dsn, password=self._password)
 
     async def close(self) -> None:
         """Close the listener and the pool (idempotent); later calls raise StoreError."""
@@ -420,9 +427,12 @@ class AdvisoryLeaderLock:
     died, its host vanished, or :meth:`release` closed it.
     """
 
-    def __init__(self, dsn: str, key: int = LEADER_LOCK_KEY) -> None:
+    def __init__(
+        self, dsn: str, key: int = LEADER_LOCK_KEY, *, password: str | None = None
+    ) -> None:
         """Prepare a lock on ``key`` in the database at ``dsn``; nothing connects yet."""
         self._dsn = dsn
+        self._password = password
         self._url = redact_url(dsn)
         self._key = key
         self._conn: asyncpg.Connection | None = None
@@ -446,7 +456,7 @@ class AdvisoryLeaderLock:
             self._conn, self._held = None, False
         try:
             if self._conn is None:
-                self._conn = await asyncpg.connect(self._dsn, timeout=10)
+                self._conn = await asyncpg.connect(self._dsn, timeout=10, password=self._password)
             if self._held:
                 await self._conn.fetchval("SELECT 1", timeout=_LOCK_QUERY_TIMEOUT)
                 return True

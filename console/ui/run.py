@@ -8,12 +8,12 @@ from pathlib import Path
 
 from console.config import ConnConfig, load_config
 from console.engine.core import Engine
-from console.store import open_store
+from console.engine.session import open_configured_store
 from console.ui.app import ConnApp
 
 
 async def _run(config: ConnConfig, demo_urls: dict[str, str] | None = None) -> int:
-    store = await open_store(config.store)
+    store = await open_configured_store(config)
     try:
         # Started before the app, so a store that cannot be read is a clear error
         # message from `conn`, not a traceback from inside the UI.

@@ -280,3 +280,31 @@ async def test_a_database_outage_is_shown_and_followed_through(
         await admin.close()
         await engine.stop()
         await store.close()
+
+
+async def test_team_store_password_comes_from_a_secret(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from console.config import parse_config
+    from console.engine.session import open_configured_store
+    from console.errors import SecretError
+
+    config = parse_config(f'store = "{postgres_dsn}"\nstore_password_secret = "team_db_pw"\n')
+    monkeypatch.delenv("CONN_SECRET_TEAM_DB_PW", raising=False)
+    import keyring
+    from keyring.backends.fail import Keyring as NoKeyring
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(NoKeyring())
+    try:
+        with pytest.raises(SecretError, match="CONN_SECRET_TEAM_DB_PW"):
+            await open_configured_store(config)
+        monkeypatch.setenv("CONN_SECRET_TEAM_DB_PW", "s3cret-db-pw")
+        store = await open_configured_store(config)
+        try:
+            assert "s3cret-db-pw" not in store.url
+            assert await store.stream_version("flag/x") == 0
+        finally:
+            await store.close()
+    finally:
+        keyring.set_keyring(previous)

@@ -166,3 +166,13 @@ def test_keymap_names_unknown_binding_ids() -> None:
         "(the README's keys table lists them)"
     ]
     assert parse_config('[keymap]\n"app-flags" = "g"\n').keymap == {"app-flags": "g"}
+
+
+def test_a_password_in_the_store_url_is_refused() -> None:
+    for url in ("postgresql://conn:hunter2@db/conn", "postgresql://conn@db/conn?password=hunter2"):
+        found = problems(f'store = "{url}"\n')
+        assert len(found) == 1
+        assert found[0].startswith("store: ")
+        assert "store_password_secret" in found[0]
+    config = parse_config('store = "postgresql://conn@db/conn"\nstore_password_secret = "db_pw"\n')
+    assert config.store_password_secret == "db_pw"

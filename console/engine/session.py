@@ -1,0 +1,19 @@
+"""Opening the configured store, with its password from the secrets module."""
+
+from __future__ import annotations
+
+from console.config import ConnConfig
+from console.secrets import get_secret
+from console.store import EventStore, open_store
+
+
+async def open_configured_store(config: ConnConfig) -> EventStore:
+    """The store the config names; team mode's password comes from a secret, never the file.
+
+    Raises:
+        StoreError: the store cannot be opened.
+        SecretError: the password secret is not set.
+    """
+    if config.store_password_secret:
+        return await open_store(config.store, password=get_secret(config.store_password_secret))
+    return await open_store(config.store)
