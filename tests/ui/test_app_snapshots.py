@@ -27,6 +27,15 @@ def test_flags_screen(snap_compare: Any, frozen_app: ConnApp, size: tuple[int, i
     assert snap_compare(frozen_app, terminal_size=size, press=["f"], run_before=_settle)
 
 
+def test_kill_switch_dialog(snap_compare: Any, frozen_app: ConnApp) -> None:
+    """The destructive dialog: type the flag's name, give a reason."""
+    assert snap_compare(frozen_app, terminal_size=(80, 24), press=["f", "k"], run_before=_settle)
+
+
+def test_percentage_prompt(snap_compare: Any, frozen_app: ConnApp) -> None:
+    assert snap_compare(frozen_app, terminal_size=(80, 24), press=["f", "percent_sign"], run_before=_settle)
+
+
 def test_help(snap_compare: Any, frozen_app: ConnApp) -> None:
     assert snap_compare(frozen_app, terminal_size=(80, 24), press=["question_mark"], run_before=_settle)
 
