@@ -31,9 +31,9 @@ __all__ = ["BUILTIN_SIGNALS", "ConnConfig", "ServiceConfig", "SignalSpec", "Thre
 
 
 class Strict(BaseModel):
-    """Base of every config model: unknown keys are errors, values are immutable."""
+    """Base of every config model: unknown keys are errors, values are immutable, numbers finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PrometheusQueries(Strict):
@@ -165,10 +165,19 @@ class ConnConfig(Strict):
     def _store_url(cls, value: str) -> str:
         if value.startswith("sqlite:///"):
             rest = value.removeprefix("sqlite:///")
+            if not rest.strip("/") or "?" in rest or "#" in rest:
+                raise ValueError(
+                    "a SQLite store URL is sqlite:/// and a file path, with no ?options "
+                    '(e.g. "sqlite:///var/lib/conn/conn.db" or "sqlite:///~/conn.db")'
+                )
             path = Path(rest).expanduser() if rest.startswith("~") else Path("/" + rest.lstrip("/"))
             return "sqlite:///" + str(path).lstrip("/")
         if value.startswith(("postgresql://", "postgres://")):
             parts = urlsplit(value)
+            try:
+                parts.port  # noqa: B018 - parsing is the check
+            except ValueError as e:
+                raise ValueError(f"{value!r}: {e}") from None
             if parts.password or "password=" in parts.query:
                 raise ValueError(
                     "the URL carries a password; secrets never go in the config: remove it "
@@ -194,7 +203,26 @@ class ConnConfig(Strict):
     @model_validator(mode="after")
     def _references(self) -> ConnConfig:
         problems = []
+        every_signal = set(BUILTIN_SIGNALS).union(*(s.signals for s in self.services.values()))
+        for where, thresholds in [
+            ("defaults.thresholds", self.defaults.thresholds),
+            *((f"profiles.{p}.thresholds", spec.thresholds) for p, spec in self.profiles.items()),
+        ]:
+            for signal in thresholds:
+                if signal not in every_signal:
+                    problems.append(
+                        f"{where}.{signal}: no service has a signal called {signal!r}."
+                        + _suggestion(signal, sorted(every_signal))
+                    )
         for name, service in self.services.items():
+            known = set(BUILTIN_SIGNALS) | set(service.signals)
+            for signal in service.thresholds:
+                if signal not in known:
+                    problems.append(
+                        f"services.{name}.thresholds.{signal}: {name} has no signal called "
+                        f"{signal!r} (built in: {', '.join(BUILTIN_SIGNALS)}; or define it under "
+                        f"[services.{name}.signals.{signal}])." + _suggestion(signal, sorted(known))
+                    )
             if service.baseline is not None and service.baseline not in self.services:
                 problems.append(
                     f"services.{name}.baseline: {service.baseline!r} is not a service"
@@ -213,7 +241,8 @@ class ConnConfig(Strict):
                     f"services.{name}: uses PromQL but [sources.prometheus] is not configured"
                 )
         if problems:
-            raise ValueError("; ".join(problems))
+            # One line each, every line already naming its key (see describe_validation_errors).
+            raise ValueError("\n".join(problems))
         return self
 
     def thresholds_for(self, service: str) -> dict[str, Threshold]:
@@ -259,6 +288,10 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
         if place.is_file():
             return place
     if explicit:
+        if places[0].is_dir():
+            raise ConfigNotFound(f"{places[0]} is a directory, not a config file")
+        if os.path.lexists(places[0]):
+            return places[0]  # there but not a plain readable file: reading says why
         raise ConfigNotFound(f"config file {places[0]} does not exist")
     searched = "\n".join(f"  {p}" for p in places)
     raise ConfigNotFound(
@@ -277,7 +310,11 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> tuple[ConnCon
         ConfigError: listing every problem with its key path.
     """
     path = find_config(explicit)
-    return parse_config(path.read_bytes(), source=str(path)), path
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read the config {path}: {e.strerror or e}") from e
+    return parse_config(data, source=str(path)), path
 
 
 def parse_config(data: bytes | str, *, source: str = "<config>") -> ConnConfig:
@@ -324,8 +361,11 @@ def describe_validation_errors(error: ValidationError, raw: Any) -> list[str]:
                 lines.append(f"{key}: {shown}{message[len(repr(value)):] if message.startswith(repr(value)) else message[len(shown):]}")
             else:
                 lines.append(f"{key}: {shown}: {message}")
+        elif not key:
+            # Cross-reference checks name their own keys, one problem per line.
+            lines.extend(line for line in message.splitlines() if line)
         else:
-            lines.append(f"{key or '(top level)'}: {message}")
+            lines.append(f"{key}: {message}")
     return lines
 
 

@@ -11,6 +11,7 @@ callers handle one tree and messages speak the operator's language::
     │   ├── NotAConnDatabase     the file exists but is not a Conn store
     │   ├── SchemaTooNew         the store was written by a newer Conn
     │   ├── StateDirError        the state directory cannot be created or written
+    │   ├── CorruptRow           a stored row cannot be read back (hand-edited, damaged)
     │   └── ConcurrencyError     an append lost the race: someone appended first
     ├── SecretError              a secret cannot be read, stored or deleted
     ├── SourceError              a signal source (prober, Prometheus) failed
@@ -62,6 +63,14 @@ class SchemaTooNew(StoreError):
 
 class StateDirError(StoreError):
     """The state directory cannot be created or is not writable."""
+
+
+class CorruptRow(StoreError):
+    """A stored row cannot be read back: edited by hand or damaged.
+
+    Its own class so ``conn audit --verify`` can report it as a broken chain,
+    while an unreachable store stays an ordinary StoreError.
+    """
 
 
 class ConcurrencyError(StoreError):

@@ -190,8 +190,11 @@ def delete_secret(name: str) -> bool:
         found = False
     except keyring.errors.KeyringError as e:
         raise SecretError(f"keyring could not delete secret {name!r}: {e}") from e
-    names = set(_index(backend)) - {name}
-    backend.set_password(SERVICE, _INDEX_KEY, json.dumps(sorted(names)))
+    try:
+        names = set(_index(backend)) - {name}
+        backend.set_password(SERVICE, _INDEX_KEY, json.dumps(sorted(names)))
+    except keyring.errors.KeyringError as e:
+        raise SecretError(f"deleted {name!r}, but the keyring could not update Conn's list of names: {e}") from e
     return found
 
 
@@ -238,4 +241,13 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        if record.exc_info:
+            # A traceback can quote a secret (an exception's message, a URL): format
+            # it here, redacted, and drop the raw exception so no handler re-formats it.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True

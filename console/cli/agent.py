@@ -40,9 +40,16 @@ async def _agent(args: argparse.Namespace) -> int:
         )
         async with engine:
             watcher = asyncio.ensure_future(_log_changes(engine))
-            await stop.wait()
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+            stopped = asyncio.ensure_future(stop.wait())
+            failed = asyncio.ensure_future(engine.failed.wait())
+            await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (watcher, stopped, failed):
+                task.cancel()
+            await asyncio.gather(watcher, stopped, failed, return_exceptions=True)
+        if engine.failure is not None:
+            # Exit non-zero so the service manager restarts a healthy agent.
+            log.error("stopping: %s", engine.failure)
+            return 1
         log.info("stopped cleanly")
     return 0
 

@@ -1,4 +1,9 @@
-"""`conn audit`: print the event log, or verify its hash chain."""
+"""`conn audit`: print the event log, or verify its hash chain.
+
+A chain shows edits, deletions in the middle and reordering, but not the
+loss of the newest events; so ``--verify`` prints the head (position and
+hash) for people to compare with a copy kept elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from console.cli.common import add_config_option, command_context, fail
-from console.model.events import check_stream_name, verify_chain
+from console.errors import CorruptRow
+from console.model.events import GENESIS_HASH, Event, check_stream_name, verify_chain
 from console.model.sanitize import clean_text
 from console.secrets import redact
 
@@ -19,7 +25,11 @@ def register(sub: Any) -> None:
     add_config_option(parser)
     parser.add_argument("--stream", metavar="S", help="only this stream, e.g. flag/checkout_v2")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument("--verify", action="store_true", help="recompute the hash chain")
+    parser.add_argument(
+        "--verify", action="store_true",
+        help="recompute the hash chain and print its head (position and hash) to compare "
+        "with a copy kept elsewhere",
+    )
     parser.add_argument("--limit", type=int, metavar="N", help="only the last N events")
     parser.set_defaults(handler=handle)
 
@@ -31,14 +41,20 @@ def handle(args: argparse.Namespace) -> int:
 async def _audit(args: argparse.Namespace) -> int:
     async with command_context(args) as ctx:
         if args.verify:
-            events = await ctx.store.read_all()
+            try:
+                events = await ctx.store.read_all()
+            except CorruptRow as e:  # a row so damaged it is not an event any more
+                return _broken(args, f": {e}", {"problem": str(e)})
             broken = verify_chain(events)
             if broken is not None:
-                return fail(
-                    f"audit chain BROKEN at position {broken.position} "
-                    f"({broken.stream} v{broken.version}): {broken.problem}"
+                return _broken(
+                    args,
+                    f" at position {broken.position} ({broken.stream} v{broken.version}): "
+                    f"{broken.problem}",
+                    {"position": broken.position, "stream": broken.stream,
+                     "version": broken.version, "problem": broken.problem},
                 )
-            print(f"audit chain ok: {len(events)} events verified ({ctx.store.url})")
+            _print_head(args, events, ctx.store.url)
             return 0
         if args.stream:
             try:
@@ -46,10 +62,12 @@ async def _audit(args: argparse.Namespace) -> int:
             except ValueError as e:
                 return fail(str(e))
             events = await ctx.store.read_stream(args.stream)
+            if args.limit is not None:
+                events = events[-args.limit:] if args.limit > 0 else []
+        elif args.limit is not None:
+            events = await ctx.store.read_tail(args.limit) if args.limit > 0 else []
         else:
             events = await ctx.store.read_all()
-        if args.limit is not None:
-            events = events[-args.limit:] if args.limit > 0 else []
         for event in events:
             if args.json:
                 print(redact(json.dumps(event.as_json(), ensure_ascii=False)))
@@ -64,3 +82,24 @@ async def _audit(args: argparse.Namespace) -> int:
         if not events and not args.json:
             print("(no events)")
     return 0
+
+
+def _print_head(args: argparse.Namespace, events: list[Event], url: str) -> None:
+    """Say the chain is intact and name its head, the one thing a chain cannot vouch for."""
+    position, digest = (events[-1].position, events[-1].hash) if events else (0, GENESIS_HASH)
+    if args.json:
+        print(json.dumps(
+            {"ok": True, "events": len(events), "head_position": position, "head_hash": digest}
+        ))
+        return
+    print(
+        f"audit chain ok: {len(events)} events verified; "
+        f"head position {position} hash {digest[:16]} ({url})"
+    )
+
+
+def _broken(args: argparse.Namespace, message: str, details: dict[str, Any]) -> int:
+    """Report a broken chain: on stderr for people, and on stdout too with ``--json``."""
+    if args.json:
+        print(redact(json.dumps({"ok": False, **details}, ensure_ascii=False)))
+    return fail(f"audit chain BROKEN{message}")

@@ -82,8 +82,10 @@ def handle(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     async with command_context(args) as ctx:
         service = FlagService(store=ctx.store, config=ctx.config, clock=ctx.clock, actor=ctx.actor)
-        await service.load()
         command = args.flag_command
+        # Reading never writes: list and eval neither append events nor touch the file.
+        reading = command in ("list", "eval")
+        await service.load(seed=not reading, export=not reading)
         if command == "list":
             return _list(service, json_output=args.json)
         if command == "eval":
@@ -201,7 +203,7 @@ def _list(service: FlagService, *, json_output: bool) -> int:
             "flags": [view.as_json() for view in views],
         }, indent=2, ensure_ascii=False))
         return 0
-    if not views:
+    if not views and not service.unseeded():
         print("(no flags: define them under [flags.define.NAME] in the config)")
     width = max([4, *(len(v.name) for v in views)])
     print(f"{'NAME':<{width}}  {'STATE':<8} {'PERCENT':>7}  {'ALLOW':>5}  LAST CHANGE")
@@ -213,6 +215,12 @@ def _list(service: FlagService, *, json_output: bool) -> int:
             f"{view.reason}"
         )
         print(clean_text(line, limit=300))
+    if pending := service.unseeded():
+        print(clean_text(
+            f"note: {len(pending)} flag(s) in the config are not in the log yet ({', '.join(pending)}); "
+            "the leader (`conn agent` or a console) or any `conn flag` change creates them",
+            limit=400,
+        ))
     for view in views:
         if view.evaluator_mismatch:
             print(clean_text(

@@ -14,7 +14,7 @@ from typing import Any
 from console import secrets
 from console.cli.common import add_config_option, fail
 from console.config import load_config
-from console.errors import ConfigError
+from console.errors import ConfigError, ConfigNotFound
 
 
 def register(sub: Any) -> None:
@@ -72,7 +72,10 @@ def _config_secret_names(args: argparse.Namespace) -> list[str]:
     """The secret names the config refers to, so `list` shows the missing ones too."""
     try:
         config, _ = load_config(getattr(args, "config", None))
-    except ConfigError:
+    except ConfigNotFound:
+        return []
+    except ConfigError as e:
+        print(f"note: the config could not be read, so its secret names are not listed: {e}")
         return []
     prometheus = config.sources.prometheus
     names = [config.store_password_secret]

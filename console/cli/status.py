@@ -46,8 +46,8 @@ async def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(redact(json.dumps(document, indent=2, ensure_ascii=False)))
         return 0
-    print(f"environment {document['environment']} · store {document['store']}")
-    print(f"leader: {document['leader'] or 'none writing'}")
+    print(clean_text(redact(f"environment {document['environment']} · store {document['store']}"), limit=300))
+    print(clean_text(redact(f"leader: {document['leader'] or 'none writing'}"), limit=300))
     for note in document["notes"]:
         print(f"note: {clean_text(note)}")
     width = max((len(s["name"]) for s in document["services"]), default=8)

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from console.config import ConnConfig, ServiceConfig
 from console.engine.flags import FlagService
 from console.engine.identity import current_actor, process_label
-from console.engine.snapshot import Role, ServiceView, Snapshot
+from console.engine.snapshot import Role, ServiceView, Snapshot, is_fresh
 from console.errors import ConsoleError, StoreError
 from console.model.clock import Clock, SystemClock
 from console.model.events import Actor, Event
@@ -84,7 +84,13 @@ class Engine:
             for name, spec in config.services.items()
         }
         self._recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
-        self._store_problems: dict[str, str] = {}
+        self._problems: dict[str, str] = {}
+        self._stopping = False
+        self._giving_up: asyncio.Future[None] | None = None
+        self.failed = asyncio.Event()
+        """Set when an engine task died: the engine no longer does its job."""
+        self.failure: str | None = None
+        """Why :attr:`failed` is set."""
         self._position = 0
         self._snapshot = self._build()
         self._changed = asyncio.Condition()
@@ -105,7 +111,8 @@ class Engine:
 
     async def start(self) -> None:
         """Load state from the log, then start following (and competing to lead)."""
-        await self.flags.load()
+        # Followers only read; the leader seeds the config's flags when it takes over.
+        await self.flags.load(seed=False)
         history = await self.store.read_all()
         for event in history[-RECENT_EVENTS:]:
             self._recent.append(event)
@@ -121,6 +128,7 @@ class Engine:
 
     async def stop(self) -> None:
         """Stop every task, give up leadership and close sources (idempotent)."""
+        self._stopping = True
         tasks = self._tasks + self._leader_tasks
         self._tasks, self._leader_tasks = [], []
         for task in tasks:
@@ -138,14 +146,34 @@ class Engine:
         (self._leader_tasks if leader else self._tasks).append(task)
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
-        # Engine tasks run forever; one that ends on its own is a bug to see, not to hide.
-        if task.cancelled():
+        # Engine tasks run forever; one that ends on its own is a bug to see, not to
+        # hide. The engine stops trusting itself: the view says so, `failed` is set
+        # (conn agent exits non-zero so systemd restarts it) and leadership is given
+        # up so a healthy process can take over.
+        if task.cancelled() or self._stopping:
             return
         error = task.exception()
+        name = task.get_name().removeprefix("engine:")
         if error is not None:
-            log.error("engine task %s failed", task.get_name(), exc_info=error)
+            log.error("engine task %s failed", name, exc_info=error)
+            why = f"{type(error).__name__}: {error}"
         else:
-            log.error("engine task %s ended unexpectedly", task.get_name())
+            log.error("engine task %s ended unexpectedly", name)
+            why = "ended unexpectedly"
+        self.failure = f"engine task {name} failed ({why}); restart conn"
+        self._problems["engine"] = self.failure
+        self.failed.set()
+        self._giving_up = asyncio.ensure_future(self._give_up_leadership())
+
+    async def _give_up_leadership(self) -> None:
+        if self._lock is not None:
+            await self._lock.release()
+        for task in self._tasks:
+            if task.get_name() == "engine:leadership":
+                task.cancel()
+        if self._role == "leader":
+            await self._become_follower()
+        await self._publish()
 
     # --- state for views ----------------------------------------------------------
 
@@ -182,16 +210,15 @@ class Engine:
             services=tuple(self._views[name] for name in self.config.services),
             flags=self.flags.views(),
             recent_events=tuple(self._recent),
-            store_problem="; ".join(self._store_problems.values()) or None,
+            problem="; ".join(self._problems.values()) or None,
         )
 
     def _leader_from_rows(self) -> str | None:
-        rows = [v for v in self._views.values() if v.updated_at is not None and v.writer]
-        if not rows:
+        now = self.clock.now()
+        fresh = [v for v in self._views.values() if v.writer and is_fresh(v.updated_at, v.interval, now)]
+        if not fresh:
             return None
-        newest = max(rows, key=lambda v: v.updated_at or 0.0)
-        age = self.clock.now() - (newest.updated_at or 0.0)
-        return newest.writer if age <= 3 * newest.interval + 2 else None
+        return max(fresh, key=lambda v: v.updated_at or 0.0).writer
 
     async def _publish(self) -> None:
         snapshot = self._build()
@@ -234,13 +261,13 @@ class Engine:
                 await self._publish()
 
     async def _store_failed(self, part: str, problem: str) -> None:
-        if self._store_problems.get(part) != problem:
+        if self._problems.get(part) != problem:
             log.warning("%s", problem)
-        self._store_problems[part] = problem
+        self._problems[part] = problem
         await self._publish()
 
     async def _store_ok(self, part: str) -> None:
-        if self._store_problems.pop(part, None) is not None:
+        if self._problems.pop(part, None) is not None:
             log.info("the store answers again (%s)", part)
             await self._publish()
 
@@ -271,7 +298,17 @@ class Engine:
                 log.warning("leadership check failed: %s", e)
                 acquired = False
             if acquired and self._role != "leader":
-                await self._become_leader()
+                try:
+                    await self._become_leader()
+                except ConsoleError as e:
+                    # A source that cannot start (a bad CA bundle, …): stay a follower
+                    # and let another process lead rather than lead half-blind.
+                    log.error("cannot lead: %s", e)
+                    await self._store_failed("lead", f"cannot lead: {e}")
+                    await self._become_follower()
+                    await self._lock.release()
+                else:
+                    await self._store_ok("lead")
             elif not acquired and self._role == "leader":
                 await self._become_follower()
             await asyncio.sleep(self._retry_leadership)
@@ -279,6 +316,11 @@ class Engine:
     async def _become_leader(self) -> None:
         log.info("this process (%s) is now the leader of %s", self.label, self.store.url)
         self._role = "leader"
+        try:
+            await self.flags.seed()
+            await self.flags.sync_export()
+        except ConsoleError as e:
+            log.warning("could not create the config's flags: %s", e)
         self._prober = Prober(clock=self.clock)
         await self._prober.__aenter__()
         for name, spec in self.config.services.items():

@@ -169,12 +169,14 @@ class FlagService:
 
     # --- reading --------------------------------------------------------------
 
-    async def load(self, *, export: bool = True) -> None:
+    async def load(self, *, export: bool = True, seed: bool = True) -> None:
         """Fold every flag stream, seed what config defines and the log lacks, sync the file.
 
         Args:
             export: also write the flagd file when it is missing or stale (never
                 when edited outside Conn); False for read-only commands.
+            seed: append what the config defines and the log lacks (see :meth:`seed`);
+                False for readers — reading never writes to the audit log.
         """
         after, flags = 0, FlagSet()
         while True:
@@ -184,7 +186,8 @@ class FlagService:
                 break
             after = page[-1].position
         self._set(flags)
-        await self._seed()
+        if seed:
+            await self.seed()
         if export:
             await self.sync_export()
         else:
@@ -418,8 +421,15 @@ class FlagService:
             # Success or a lost race: either way, fold what the stream now holds.
             await self._refresh(stream)
 
-    async def _seed(self) -> None:
+    def unseeded(self) -> tuple[str, ...]:
+        """Flags the config defines that the log does not have yet (readers show them)."""
+        return tuple(name for name in self._config.define if name not in self._flags.flags)
+
+    async def seed(self) -> None:
         """Create groups and flags that config defines and the log lacks (once each).
+
+        Only writers seed: the leader when it takes over, and change commands.
+        Readers (status, list, eval, followers) never append.
 
         Groups are definitions with no screen of their own, so a group whose
         keys changed in config is updated too — by an event, never silently.
@@ -486,6 +496,12 @@ class FlagService:
         return self.view(name)
 
     def _unknown(self, name: str) -> CommandError:
+        if name in self._config.define:
+            return CommandError(
+                f"flag {name!r} is in the config but not in the log yet, so applications "
+                "do not see it either; the leader (`conn agent` or a console) or any "
+                "`conn flag` change creates it"
+            )
         known = sorted(self._flags.flags)
         hint = suggest(name, known)
         if not hint and known:

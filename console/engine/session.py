@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from console.config import ConnConfig
 from console.secrets import get_secret
 from console.store import EventStore, open_store
@@ -15,5 +17,7 @@ async def open_configured_store(config: ConnConfig) -> EventStore:
         SecretError: the password secret is not set.
     """
     if config.store_password_secret:
-        return await open_store(config.store, password=get_secret(config.store_password_secret))
+        # The keyring may block (D-Bus, an unlock prompt): off the event loop.
+        password = await asyncio.to_thread(get_secret, config.store_password_secret)
+        return await open_store(config.store, password=password)
     return await open_store(config.store)

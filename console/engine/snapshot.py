@@ -16,6 +16,22 @@ from console.model.live import ServiceLive
 
 Role = Literal["starting", "leader", "follower"]
 
+CLOCK_SKEW = 5.0
+"""Seconds a value may seem to come from the future (another machine's clock) and still count."""
+
+
+def is_fresh(updated_at: float | None, interval: float, now: float) -> bool:
+    """Written within the last three intervals — and not from the future.
+
+    A row stamped ahead of this clock by more than :data:`CLOCK_SKEW` is not
+    trusted: a leader with a fast clock must not hide its own death for as
+    long as its clock is ahead.
+    """
+    if updated_at is None:
+        return False
+    age = now - updated_at
+    return -CLOCK_SKEW <= age <= 3 * interval
+
 
 @dataclass(frozen=True)
 class ServiceView:
@@ -42,8 +58,8 @@ class Snapshot:
     flags: tuple[FlagView, ...] = ()
     recent_events: tuple[Event, ...] = field(default=())
     """The last few events of the log, newest last (bounded)."""
-    store_problem: str | None = None
-    """Why the store cannot be read or written right now (None when it can)."""
+    problem: str | None = None
+    """Why what is shown may not be current (the store or an engine task failed); None when fine."""
 
     def service(self, name: str) -> ServiceView | None:
         """The view of one service by name."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from console.engine.core import Engine
+from console.engine.snapshot import is_fresh
 from console.model.live import ServiceLive
 
 
@@ -18,13 +19,13 @@ async def status_document(engine: Engine, *, probe: bool = True) -> dict[str, An
     store = engine.store
     rows = await store.read_live()
     now = engine.clock.now()
-    await engine.flags.load(export=False)
+    await engine.flags.load(export=False, seed=False)
     notes: list[str] = []
     fresh: dict[str, tuple[ServiceLive | None, float | None, str | None]] = {}
     missing: list[str] = []
     for name, spec in engine.config.services.items():
         row = rows.get(name)
-        if row is None or now - row.updated_at > 3 * spec.interval:
+        if row is None or not is_fresh(row.updated_at, spec.interval, now):
             missing.append(name)
             continue
         try:
@@ -76,7 +77,7 @@ def _service(
     now: float,
 ) -> dict[str, Any]:
     age = None if updated is None else round(max(0.0, now - updated), 3)
-    stale = age is None or age > 3 * interval
+    stale = not is_fresh(updated, interval, now)
     signals = []
     if live is not None:
         for signal in live.signals:

@@ -20,7 +20,9 @@ BUILTIN_SIGNALS = ("p50", "p95", "p99", "error_rate")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class Threshold(_Strict):

@@ -139,7 +139,7 @@ class PrometheusSource:
 
     async def _get(self, path: str, params: dict[str, str]) -> Any:
         """GET a Prometheus API path and return its parsed JSON, translating every failure."""
-        auth = self._resolve_auth()
+        auth = await self._resolve_auth()
         url = self._base + path
         timeout = self.config.timeout
         try:
@@ -175,7 +175,7 @@ class PrometheusSource:
             )
         return body
 
-    def _resolve_auth(self) -> httpx.Auth | None:
+    async def _resolve_auth(self) -> httpx.Auth | None:
         """The request's credentials, looked up once; a failure is a SourceError each round."""
         config = self.config
         if config.auth == "none" or self._auth is not None:
@@ -184,7 +184,8 @@ class PrometheusSource:
         if self._secret_lookup is None or secret_name is None:
             raise SourceError(f"Prometheus: auth is {config.auth!r} but no secret lookup was given")
         try:
-            secret = self._secret_lookup(secret_name)
+            # A keyring backend may block (D-Bus, a locked store): never on the loop.
+            secret = await asyncio.to_thread(self._secret_lookup, secret_name)
         except ConsoleError as e:
             raise SourceError(f"Prometheus: cannot read secret {secret_name!r}: {e}") from e
         if config.auth == "bearer":

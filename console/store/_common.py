@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from console.errors import CorruptRow
 from console.model.events import Event, NewEvent, canonical_json, check_stream_name, event_hash
+from console.store.base import LiveRow
 
 SCHEMA_VERSION = 1
 """The schema this code writes; a store with a higher one is refused (SchemaTooNew)."""
@@ -29,6 +32,12 @@ MAX_NAME = 200
 
 MAX_REASON = 4000
 """Longest reason the store accepts; a reason is a sentence, not a log."""
+
+COLUMNS = "position, id, stream, version, type, time, actor, reason, payload, prev_hash, hash"
+"""The event columns in the order :func:`event_from_row` reads them."""
+
+LIVE_COLUMNS = "service, data, updated_at, writer"
+"""The live-table columns in the order :func:`live_from_row` reads them."""
 
 
 def to_json(data: Mapping[str, Any], what: str) -> str:
@@ -51,6 +60,117 @@ def to_json(data: Mapping[str, Any], what: str) -> str:
     return text
 
 
+def _kind(value: object) -> str:
+    """What a stored value is, for messages: a type name, never the (untrusted) value."""
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            int: "a number", float: "a number", type(None): "null",
+            bytes: "binary data"}.get(type(value), type(value).__name__)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def time_problem(value: object) -> str | None:
+    """Why ``value`` cannot be an event or live-row time, or None when it can.
+
+    A time must turn into a date (years 1 to 9999): ``conn audit`` and every
+    event description format it, so a time that cannot would crash them.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"is not a number (found {_kind(value)})"
+    try:
+        datetime.fromtimestamp(value, UTC)
+    except (OverflowError, ValueError, OSError):
+        return "is not a time between the years 1 and 9999"
+    return None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def decode_object(text: object, what: str) -> dict[str, Any]:
+    """The JSON object stored as ``text``.
+
+    Raises:
+        CorruptRow: ``text`` is not JSON text of an object (the store never
+            writes anything else, so the row was edited or damaged).
+    """
+    if not isinstance(text, str):
+        raise CorruptRow(f"{what} is not JSON text (found {_kind(text)})")
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as e:  # JSONDecodeError, NaN, an int too long to convert
+        raise CorruptRow(f"{what} is not valid JSON ({e})") from e
+    except RecursionError as e:
+        raise CorruptRow(f"{what} is JSON nested too deeply to read") from e
+    if not isinstance(data, dict):
+        raise CorruptRow(f"{what} is not a JSON object (found {_kind(data)})")
+    return data
+
+
+_EVENT_TEXT = ((1, "id"), (2, "stream"), (4, "type"), (6, "actor"), (7, "reason"),
+               (9, "prev_hash"), (10, "hash"))
+
+
+def event_from_row(row: Sequence[Any]) -> Event:
+    """The event in a row of :data:`COLUMNS`, checked field by field.
+
+    SQLite keeps whatever a hand edit puts in a column and PostgreSQL's
+    ``json`` takes any JSON value, so a row is checked before it becomes an
+    Event: a damaged row is a CorruptRow naming its position and what is
+    wrong, never a TypeError deep in a caller.
+
+    Raises:
+        CorruptRow: a field has the wrong type or cannot be decoded.
+    """
+    position = row[0]
+    if not _is_int(position):
+        raise CorruptRow(f"an event row has a position that is not an integer ({_kind(position)})")
+    where = f"at position {position}"
+    for index, name in _EVENT_TEXT:
+        if not isinstance(row[index], str):
+            raise CorruptRow(f"{name} {where} is not text (found {_kind(row[index])})")
+    if not _is_int(row[3]):
+        raise CorruptRow(f"version {where} is not an integer (found {_kind(row[3])})")
+    problem = time_problem(row[5])
+    if problem is not None:
+        raise CorruptRow(f"time {where} {problem}")
+    return Event(
+        position=position, id=row[1], stream=row[2], version=row[3], type=row[4],
+        time=float(row[5]), actor=row[6], reason=row[7],
+        payload=decode_object(row[8], f"payload {where}"), prev_hash=row[9], hash=row[10],
+    )
+
+
+def describe_row(row: Sequence[Any]) -> str:
+    """One line about the event in ``row`` for a ConcurrencyError, even when it is damaged."""
+    try:
+        return event_from_row(row).describe()
+    except CorruptRow as e:
+        return f"an unreadable event ({e})"
+
+
+def live_from_row(row: Sequence[Any]) -> LiveRow:
+    """The live row in a row of :data:`LIVE_COLUMNS`, checked like :func:`event_from_row`.
+
+    Raises:
+        CorruptRow: names the service and what is wrong.
+    """
+    service = row[0]
+    if not isinstance(service, str):
+        raise CorruptRow(f"a live row has a service name that is not text ({_kind(service)})")
+    name = repr(service) if len(service) <= 80 else repr(service[:80]) + "…"
+    data = decode_object(row[1], f"live data of service {name}")
+    problem = time_problem(row[2])
+    if problem is not None:
+        raise CorruptRow(f"updated_at of service {name} {problem}")
+    if not isinstance(row[3], str):
+        raise CorruptRow(f"writer of service {name} is not text (found {_kind(row[3])})")
+    return LiveRow(service, data, float(row[2]), row[3])
+
+
 def _check_text(value: str, what: str, limit: int) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{what} must be a string, not {type(value).__name__}")
@@ -68,6 +188,31 @@ def check_service(service: str) -> str:
     if not service:
         raise ValueError("service name is empty")
     return service
+
+
+def check_live(
+    service: str, data: Mapping[str, Any], at: float, writer: str
+) -> tuple[str, float]:
+    """The JSON text and time to store for a live row, refusing what could not be read back.
+
+    Raises:
+        ValueError: a bad service name, writer or time, or data that is not plain JSON.
+    """
+    check_service(service)
+    _check_text(writer, "writer", MAX_REASON)
+    problem = time_problem(at)
+    if problem is not None:
+        raise ValueError(f"live time {at!r} of {service} {problem}")
+    return to_json(data, f"live data of {service}"), float(at)
+
+
+def check_limit(limit: int) -> int:
+    """Return ``limit`` if it can bound a read (an int >= 0); raise ValueError otherwise."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise ValueError(f"limit must be an int, not {limit!r}")
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, not {limit}")
+    return limit
 
 
 def check_append(stream: str, expected_version: int, events: Sequence[NewEvent]) -> None:
@@ -105,6 +250,9 @@ def build_events(
         ValueError: a payload, type, reason or actor that cannot be stored.
     """
     _check_text(actor, "actor", MAX_NAME)
+    problem = time_problem(at)
+    if problem is not None:
+        raise ValueError(f"event time {at!r} {problem}")
     time = float(at)  # an int time would hash as "5" and read back as "5.0"
     built: list[tuple[Event, str]] = []
     for offset, new in enumerate(events):

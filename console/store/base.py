@@ -76,11 +76,29 @@ class EventStore(Protocol):
         ...
 
     async def read_stream(self, stream: str) -> list[Event]:
-        """Every event of one stream, oldest first."""
+        """Every event of one stream, oldest first.
+
+        Every read of events raises CorruptRow (a StoreError) naming the
+        position and the field when a row was damaged or edited by hand so it
+        no longer reads back as an event.
+        """
         ...
 
     async def read_all(self, after: int = 0, limit: int | None = None) -> list[Event]:
         """Events of every stream with a position greater than ``after``, oldest first."""
+        ...
+
+    async def read_tail(self, limit: int) -> list[Event]:
+        """The newest ``limit`` events of the whole log, oldest first.
+
+        For start-up, which needs the recent history and the last position but
+        not the whole log: the cost is ``limit`` rows however long the log is.
+        Fewer than ``limit`` when the log is shorter; ``[]`` for ``limit=0``.
+
+        Raises:
+            ValueError: ``limit`` is not an int >= 0.
+            CorruptRow: one of those rows is damaged (position and field named).
+        """
         ...
 
     def subscribe(self, after: int = 0) -> AsyncIterator[Event]:
@@ -94,7 +112,11 @@ class EventStore(Protocol):
         ...
 
     async def read_live(self) -> dict[str, LiveRow]:
-        """Every live row, by service name."""
+        """Every live row, by service name.
+
+        Raises:
+            CorruptRow: a row was damaged; names the service and what is wrong.
+        """
         ...
 
     def leader_lock(self) -> LeaderLock:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 
@@ -26,14 +26,19 @@ from console.errors import ConcurrencyError, NotAConnDatabase, SchemaTooNew, Sto
 from console.model.events import GENESIS_HASH, Actor, Event, NewEvent, check_stream_name
 from console.store._common import (
     APP,
+    COLUMNS,
+    LIVE_COLUMNS,
     READ_BATCH,
     SCHEMA_VERSION,
     build_events,
     check_append,
-    check_service,
+    check_limit,
+    check_live,
+    describe_row,
+    event_from_row,
+    live_from_row,
     no_winner,
     redact_url,
-    to_json,
 )
 from console.store.base import LiveRow
 
@@ -88,15 +93,53 @@ _SCHEMA = (
     )""",
 )
 
-_COLUMNS = "position, id, stream, version, type, time, actor, reason, payload, prev_hash, hash"
+_COLUMNS = COLUMNS
+
+_URL_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.ClientConfigurationError,
+    ValueError,
+    OverflowError,
+    TypeError,
+    UnicodeError,
+)
+"""What asyncpg raises, besides driver errors, for a DSN it cannot use (port 99999 → OverflowError)."""
 
 
-def _row_to_event(row: asyncpg.Record) -> Event:
-    return Event(
-        position=row["position"], id=row["id"], stream=row["stream"], version=row["version"],
-        type=row["type"], time=row["time"], actor=row["actor"], reason=row["reason"],
-        payload=json.loads(row["payload"]), prev_hash=row["prev_hash"], hash=row["hash"],
-    )
+def _port_problem(port: str) -> str | None:
+    if not port:
+        return None
+    shown = port if len(port) <= 20 else port[:20] + "…"
+    if not port.isascii() or not port.isdigit():
+        return f"port {shown!r} is not a number"
+    if not 1 <= int(port) <= 65535:
+        return f"port {shown} is out of range (1-65535)"
+    return None
+
+
+def _url_problem(dsn: str) -> str | None:
+    """What is wrong with the ports of ``dsn``, or None.
+
+    Checked before asyncpg sees the URL, because asyncpg reports a bad port
+    as a bare OverflowError from deep in its connect code.
+    """
+    try:
+        parts = urlsplit(dsn)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError as e:
+        return str(e)
+    hosts = parts.netloc.rpartition("@")[2]  # the password may hold ':' or ','
+    ports = []
+    for host in hosts.split(","):
+        if host.startswith("["):  # [::1]:5432
+            ports.append(host.partition("]")[2].removeprefix(":"))
+        else:
+            ports.append(host.partition(":")[2])
+    ports += [p for k, v in query if k == "port" for p in v.split(",")]
+    for port in ports:
+        problem = _port_problem(port)
+        if problem is not None:
+            return problem
+    return None
 
 
 async def _translate(url: str, work: Awaitable[_T]) -> _T:
@@ -190,15 +233,18 @@ class PostgresEventStore:
             StoreError: the server cannot be reached or refused us.
         """
         url = redact_url(dsn)
+        problem = _url_problem(dsn)
+        if problem is not None:
+            raise StoreError(f"{url} is not a usable PostgreSQL URL: {problem}")
         try:
             pool = await asyncpg.create_pool(
                 dsn, min_size=1, max_size=max_connections, timeout=connect_timeout,
                 command_timeout=command_timeout, password=password,
             )
+        except _URL_ERRORS as e:  # asyncpg's DSN parsing; before _DRIVER_ERRORS on purpose
+            raise StoreError(f"{url} is not a usable PostgreSQL URL: {e}") from e
         except _DRIVER_ERRORS as e:
             raise StoreError(f"cannot connect to {url}: {e}") from e
-        except ValueError as e:  # asyncpg's DSN parser
-            raise StoreError(f"{url} is not a usable PostgreSQL URL: {e}") from e
         try:
             async with pool.acquire() as conn:
                 await _translate(url, _initialize(conn, url))
@@ -255,7 +301,7 @@ class PostgresEventStore:
                         "ORDER BY version DESC LIMIT 1",
                         stream,
                     )
-                    winner = _row_to_event(row).describe() if row else no_winner(stream)
+                    winner = describe_row(row) if row else no_winner(stream)
                     raise ConcurrencyError(stream, expected_version, actual, winner)
                 last = await conn.fetchrow(
                     "SELECT position, hash FROM conn_events ORDER BY position DESC LIMIT 1"
@@ -301,7 +347,7 @@ class PostgresEventStore:
             rows = await conn.fetch(
                 f"SELECT {_COLUMNS} FROM conn_events WHERE stream = $1 ORDER BY version", stream
             )
-            return [_row_to_event(row) for row in rows]
+            return [event_from_row(row) for row in rows]
 
         return await self._with_conn(work)
 
@@ -315,7 +361,19 @@ class PostgresEventStore:
                 after,
                 limit,
             )
-            return [_row_to_event(row) for row in rows]
+            return [event_from_row(row) for row in rows]
+
+        return await self._with_conn(work)
+
+    async def read_tail(self, limit: int) -> list[Event]:
+        """The newest ``limit`` events, oldest first (what a console needs at start-up)."""
+        check_limit(limit)
+
+        async def work(conn: asyncpg.Connection) -> list[Event]:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM conn_events ORDER BY position DESC LIMIT $1", limit
+            )
+            return [event_from_row(row) for row in reversed(rows)]
 
         return await self._with_conn(work)
 
@@ -370,30 +428,31 @@ class PostgresEventStore:
         """Overwrite the live row of ``service``.
 
         Raises:
-            ValueError: ``data`` is not plain JSON (NaN and infinities included).
+            ValueError: ``data`` is not plain JSON (NaN and infinities included),
+                or a bad service name, writer or time.
         """
-        check_service(service)
-        text = to_json(data, f"live data of {service}")
+        text, when = check_live(service, data, at, writer)
 
         async def work(conn: asyncpg.Connection) -> None:
             await conn.execute(
-                "INSERT INTO conn_live (service, data, updated_at, writer) "
+                f"INSERT INTO conn_live ({LIVE_COLUMNS}) "
                 "VALUES ($1, $2, $3, $4) ON CONFLICT (service) DO UPDATE SET "
                 "data = excluded.data, updated_at = excluded.updated_at, writer = excluded.writer",
-                service, text, float(at), writer,
+                service, text, when, writer,
             )
 
         await self._with_conn(work)
 
     async def read_live(self) -> dict[str, LiveRow]:
-        """Every live row, by service name."""
+        """Every live row, by service name.
+
+        Raises:
+            CorruptRow: a row was damaged; it names the service.
+        """
 
         async def work(conn: asyncpg.Connection) -> dict[str, LiveRow]:
-            rows = await conn.fetch("SELECT service, data, updated_at, writer FROM conn_live")
-            return {
-                r["service"]: LiveRow(r["service"], json.loads(r["data"]), r["updated_at"], r["writer"])
-                for r in rows
-            }
+            rows = await conn.fetch(f"SELECT {LIVE_COLUMNS} FROM conn_live")
+            return {row.service: row for row in map(live_from_row, rows)}
 
         return await self._with_conn(work)
 

@@ -14,7 +14,6 @@ never damages someone's data.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -34,13 +33,18 @@ from console.errors import (
 from console.model.events import GENESIS_HASH, Actor, Event, NewEvent, check_stream_name
 from console.store._common import (
     APP,
+    COLUMNS,
+    LIVE_COLUMNS,
     READ_BATCH,
     SCHEMA_VERSION,
     build_events,
     check_append,
-    check_service,
+    check_limit,
+    check_live,
+    describe_row,
+    event_from_row,
+    live_from_row,
     no_winner,
-    to_json,
 )
 from console.store.base import LiveRow
 from console.store.locks import FileLeaderLock
@@ -74,15 +78,7 @@ _SCHEMA = (
     )""",
 )
 
-_COLUMNS = "position, id, stream, version, type, time, actor, reason, payload, prev_hash, hash"
-
-
-def _row_to_event(row: Sequence[Any]) -> Event:
-    return Event(
-        position=row[0], id=row[1], stream=row[2], version=row[3], type=row[4],
-        time=row[5], actor=row[6], reason=row[7], payload=json.loads(row[8]),
-        prev_hash=row[9], hash=row[10],
-    )
+_COLUMNS = COLUMNS
 
 
 def _inspect(conn: sqlite3.Connection, path: Path) -> int | None:
@@ -316,7 +312,7 @@ class SQLiteEventStore:
         check_stream_name(stream)
         return await self._run(
             lambda conn: [
-                _row_to_event(row)
+                event_from_row(row)
                 for row in conn.execute(
                     f"SELECT {_COLUMNS} FROM events WHERE stream = ? ORDER BY version", (stream,)
                 )
@@ -327,13 +323,25 @@ class SQLiteEventStore:
         """Events with a position greater than ``after``, oldest first, at most ``limit``."""
         return await self._run(
             lambda conn: [
-                _row_to_event(row)
+                event_from_row(row)
                 for row in conn.execute(
                     f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
                     (after, -1 if limit is None else limit),
                 )
             ]
         )
+
+    async def read_tail(self, limit: int) -> list[Event]:
+        """The newest ``limit`` events, oldest first (what a console needs at start-up)."""
+        check_limit(limit)
+
+        def work(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM events ORDER BY position DESC LIMIT ?", (limit,)
+            ).fetchall()
+            return [event_from_row(row) for row in reversed(rows)]
+
+        return await self._run(work)
 
     async def subscribe(self, after: int = 0) -> AsyncIterator[Event]:
         """Every event after ``after``, then new ones as other processes append them.
@@ -358,29 +366,33 @@ class SQLiteEventStore:
         """Overwrite the live row of ``service``.
 
         Raises:
-            ValueError: ``data`` is not plain JSON (NaN and infinities included).
+            ValueError: ``data`` is not plain JSON (NaN and infinities included),
+                or a bad service name, writer or time.
         """
-        check_service(service)
-        text = to_json(data, f"live data of {service}")
+        text, when = check_live(service, data, at, writer)
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT INTO live (service, data, updated_at, writer) VALUES (?, ?, ?, ?) "
+                f"INSERT INTO live ({LIVE_COLUMNS}) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (service) DO UPDATE SET data = excluded.data, "
                 "updated_at = excluded.updated_at, writer = excluded.writer",
-                (service, text, float(at), writer),
+                (service, text, when, writer),
             )
 
         await self._run(work)
 
     async def read_live(self) -> dict[str, LiveRow]:
-        """Every live row, by service name."""
-        return await self._run(
-            lambda conn: {
-                row[0]: LiveRow(row[0], json.loads(row[1]), row[2], row[3])
-                for row in conn.execute("SELECT service, data, updated_at, writer FROM live")
-            }
-        )
+        """Every live row, by service name.
+
+        Raises:
+            CorruptRow: a row was damaged; it names the service.
+        """
+
+        def work(conn: sqlite3.Connection) -> dict[str, LiveRow]:
+            rows = (live_from_row(row) for row in conn.execute(f"SELECT {LIVE_COLUMNS} FROM live"))
+            return {row.service: row for row in rows}
+
+        return await self._run(work)
 
     # -- leadership and lifetime ----------------------------------------------
 
@@ -408,7 +420,7 @@ def _latest(conn: sqlite3.Connection, stream: str) -> str:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1", (stream,)
     ).fetchone()
-    return _row_to_event(row).describe() if row else no_winner(stream)
+    return describe_row(row) if row else no_winner(stream)
 
 
 def _open_blocking(

@@ -63,6 +63,91 @@ def test_verify_passes_then_names_the_first_edited_event(config_path: Path) -> N
     assert "edited after it was written" in bad.stderr
 
 
+async def head_of(db: Path) -> tuple[int, str]:
+    store = await open_store(f"sqlite://{db}")
+    try:
+        (newest,) = await store.read_tail(1)
+    finally:
+        await store.close()
+    return newest.position, newest.hash
+
+
+async def test_verify_prints_the_head_so_a_lost_tail_can_be_noticed(config_path: Path) -> None:
+    db = config_path.parent / "conn.db"
+    position, digest = await head_of(db)
+    good = conn("audit", "--config", str(config_path), "--verify")
+    assert good.returncode == 0, good.stderr
+    assert f"audit chain ok: 4 events verified; head position 4 hash {digest[:16]} (" in good.stdout
+    as_json = conn("audit", "--config", str(config_path), "--verify", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == {
+        "ok": True, "events": 4, "head_position": 4, "head_hash": digest
+    }
+    # Deleting the newest event leaves a valid chain: only the head shows it.
+    with sqlite3.connect(db) as raw:
+        raw.execute("DELETE FROM events WHERE position = 4")
+    shorter = conn("audit", "--config", str(config_path), "--verify", "--json")
+    assert shorter.returncode == 0, shorter.stderr
+    head = json.loads(shorter.stdout)
+    assert (head["events"], head["head_position"]) == (3, 3)
+    assert head["head_hash"] != digest
+
+
+def test_verify_of_an_empty_log_names_the_genesis_head(tmp_path: Path) -> None:
+    path = tmp_path / "conn.toml"
+    path.write_text(f'store = "sqlite://{tmp_path / "conn.db"}"\n')
+    run = conn("audit", "--config", str(path), "--verify")
+    assert run.returncode == 0, run.stderr
+    assert "audit chain ok: 0 events verified; head position 0 hash 0000000000000000" in run.stdout
+
+
+@pytest.mark.parametrize(
+    "payload, problem",
+    [
+        ("{not json", "payload at position 2 is not valid JSON"),
+        ("[1,2]", "payload at position 2 is not a JSON object (found an array)"),
+    ],
+)
+def test_verify_reports_an_unreadable_row_as_a_broken_chain(
+    config_path: Path, payload: str, problem: str
+) -> None:
+    with sqlite3.connect(config_path.parent / "conn.db") as raw:
+        raw.execute("UPDATE events SET payload = ? WHERE position = 2", (payload,))
+    bad = conn("audit", "--config", str(config_path), "--verify")
+    assert bad.returncode == 1
+    assert f"conn: audit chain BROKEN: {problem}" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    as_json = conn("audit", "--config", str(config_path), "--verify", "--json")
+    assert as_json.returncode == 1
+    report = json.loads(as_json.stdout)
+    assert report["ok"] is False and problem in report["problem"]
+    listing = conn("audit", "--config", str(config_path))  # not --verify: still an error, not a crash
+    assert listing.returncode == 1
+    assert problem in listing.stderr and "Traceback" not in listing.stderr
+
+
+def test_verify_json_names_the_broken_position(config_path: Path) -> None:
+    with sqlite3.connect(config_path.parent / "conn.db") as raw:
+        raw.execute("UPDATE events SET reason = 'edited' WHERE position = 3")
+    run = conn("audit", "--config", str(config_path), "--verify", "--json")
+    assert run.returncode == 1
+    report = json.loads(run.stdout)
+    assert (report["ok"], report["position"], report["stream"], report["version"]) == (
+        False, 3, "flag/calendar_refactor", 3
+    )
+
+
+def test_limit_prints_the_newest_events(config_path: Path) -> None:
+    run = conn("audit", "--config", str(config_path), "--limit", "2", "--json")
+    assert run.returncode == 0, run.stderr
+    assert [json.loads(line)["position"] for line in run.stdout.splitlines()] == [3, 4]
+    none = conn("audit", "--config", str(config_path), "--limit", "0")
+    assert none.stdout.strip() == "(no events)"
+    in_stream = conn("audit", "--config", str(config_path), "--stream", "flag/calendar_refactor",
+                     "--limit", "1", "--json")
+    assert [json.loads(line)["version"] for line in in_stream.stdout.splitlines()] == [3]
+
+
 def test_bad_stream_name_is_a_clear_error(config_path: Path) -> None:
     run = conn("audit", "--config", str(config_path), "--stream", "no slash")
     assert run.returncode == 1

@@ -255,13 +255,13 @@ async def test_a_database_outage_is_shown_and_followed_through(
     await engine.start()
     admin = await asyncpg.connect(admin_dsn)
     try:
-        assert engine.snapshot.store_problem is None
+        assert engine.snapshot.problem is None
         await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
         await admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", database
         )
-        await until(lambda: engine.snapshot.store_problem is not None, 10, "the outage is shown")
-        assert "cannot read" in (engine.snapshot.store_problem or "")
+        await until(lambda: engine.snapshot.problem is not None, 10, "the outage is shown")
+        assert "cannot read" in (engine.snapshot.problem or "")
         await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
         writer = await open_store(team.store)
         try:
@@ -270,7 +270,7 @@ async def test_a_database_outage_is_shown_and_followed_through(
             )
         finally:
             await writer.close()
-        await until(lambda: engine.snapshot.store_problem is None, 20, "the store answers again")
+        await until(lambda: engine.snapshot.problem is None, 20, "the store answers again")
         await until(
             lambda: any(e.stream == "flag/after_outage" for e in engine.snapshot.recent_events),
             10, "the event appended after the outage is seen",
@@ -308,3 +308,69 @@ async def test_team_store_password_comes_from_a_secret(
             await store.close()
     finally:
         keyring.set_keyring(previous)
+
+
+async def test_reading_never_writes_to_the_audit_log(
+    config: ConnConfig, store: EventStore, demo_fleet: tuple[DemoFleet, FleetInfo]
+) -> None:
+    """status, flag list and flag eval are readers: the log is the same after them."""
+    assert config.flags.define, "the demo config defines flags"
+    before = len(await store.read_all())
+    path = str(demo_fleet[1].config_path)
+    for argv in (["status", "--json"], ["flag", "list"], ["flag", "eval", "checkout_v2", "user-1"]):
+        run = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "console", *argv, "--config", path],
+            capture_output=True, text=True, timeout=60,
+        )
+        if argv[1:2] == ["eval"]:
+            assert run.returncode == 1
+            assert "in the config but not in the log yet" in run.stderr
+        else:
+            assert run.returncode == 0, run.stderr
+    assert len(await store.read_all()) == before
+    listed = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "console", "flag", "list", "--config", path],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert "not in the log yet" in listed.stdout
+    async with Engine(config, store) as engine:
+        await until(lambda: engine.role == "leader", 5, "leads")
+        await until(lambda: len(engine.snapshot.flags) == len(config.flags.define), 5, "the leader seeds")
+
+
+async def test_a_dead_engine_task_is_shown_and_leadership_given_up(
+    config: ConnConfig, store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug that kills an engine task must not leave a process that holds the lock and does nothing."""
+    async with Engine(config, store) as engine:
+        await until(lambda: engine.role == "leader", 5, "leads")
+
+        def broken(event: object) -> bool:
+            raise RuntimeError("a bug in folding")
+
+        monkeypatch.setattr(engine.flags, "apply", broken)
+        await store.append("flag/boom", 0, [NewEvent("note")], actor=Actor("ops"), at=time.time())
+        await asyncio.wait_for(engine.failed.wait(), 5)
+        assert engine.failure is not None
+        assert "follow-events" in engine.failure
+        await until(lambda: engine.role == "follower", 5, "leadership given up")
+        await until(lambda: (engine.snapshot.problem or "").startswith("engine task"), 5, "shown")
+        other = await open_store(config.store)
+        try:
+            lock = other.leader_lock()
+            assert await lock.try_acquire(), "a healthy process can lead now"
+            await lock.release()
+        finally:
+            await other.close()
+
+
+async def test_a_row_from_the_future_is_not_trusted(config: ConnConfig, store: EventStore) -> None:
+    """A leader whose clock runs ahead must not look alive after it died."""
+    clock = FakeClock(start=time.time())
+    live = {"not": "checked"}
+    for name in config.services:
+        await store.write_live(name, live, at=clock.now() + 3600, writer="fast@clock pid 1")
+    engine = Engine(config, store, clock=clock, lead=False)
+    document = await status_document(engine, probe=False)
+    assert document["leader"] is None
+    assert all(s["stale"] for s in document["services"])

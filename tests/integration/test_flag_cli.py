@@ -49,7 +49,14 @@ class Conn:
 
 @pytest.fixture
 def conn(tmp_path: Path) -> Conn:
-    return Conn(tmp_path)
+    """`conn` on a store where a writer has already created the config's flags.
+
+    (Readers — list, eval — never create them; the leader or any change does.)
+    """
+    runner = Conn(tmp_path)
+    seeded = runner("flag", "export")
+    assert seeded.returncode == 0, seeded.stderr
+    return runner
 
 
 def test_list_shows_every_flag_and_the_file(conn: Conn) -> None:

@@ -22,6 +22,7 @@ import pytest
 
 from console.errors import (
     ConcurrencyError,
+    CorruptRow,
     NotAConnDatabase,
     SchemaTooNew,
     StateDirError,
@@ -219,6 +220,130 @@ async def test_hand_edited_row_is_caught_at_its_position(store: EventStore, stor
     assert "edited" in broken.problem
 
 
+async def test_read_tail_gives_the_newest_events_oldest_first(store: EventStore) -> None:
+    assert await store.read_tail(50) == []
+    for n in range(5):
+        await store.append(f"flag/f{n % 2}", n // 2, [NewEvent("flag.set", {"n": n})], actor=BOB, at=float(n))
+    everything = await store.read_all()
+    assert [e.position for e in await store.read_tail(2)] == [4, 5]
+    assert await store.read_tail(2) == everything[-2:]
+    assert await store.read_tail(50) == everything
+    assert await store.read_tail(0) == []
+    for bad in (-1, True, 2.0):
+        with pytest.raises(ValueError, match="limit"):
+            await store.read_tail(bad)  # type: ignore[arg-type]
+
+
+async def seeded(store: EventStore, count: int = 3) -> None:
+    for n in range(count):
+        await store.append(f"flag/f{n}", 0, [NewEvent("flag.set", {"n": n})], actor=BOB, at=float(n))
+
+
+# (SQL for SQLite, SQL for PostgreSQL or None, what the error must say). SQLite keeps
+# whatever a hand edit puts in a column; PostgreSQL's column types refuse most damage
+# (invalid JSON, NaN in json, text in a number column), so those cases are SQLite-only.
+DAMAGED_EVENTS = [
+    ("UPDATE events SET payload = '[1,2]' WHERE position = 2",
+     "UPDATE conn_events SET payload = '[1,2]' WHERE position = 2",
+     "payload at position 2 is not a JSON object (found an array)"),
+    ("UPDATE events SET payload = 'null' WHERE position = 2",
+     "UPDATE conn_events SET payload = 'null' WHERE position = 2",
+     "payload at position 2 is not a JSON object (found null)"),
+    ("UPDATE events SET time = 1e300 WHERE position = 2",
+     "UPDATE conn_events SET time = 'Infinity' WHERE position = 2",
+     "time at position 2 is not a time between the years 1 and 9999"),
+    ("UPDATE events SET payload = '{not json' WHERE position = 2", None,
+     "payload at position 2 is not valid JSON"),
+    ("UPDATE events SET payload = '{\"v\": NaN}' WHERE position = 2", None,
+     "payload at position 2 is not valid JSON"),
+    ("UPDATE events SET payload = x'00ff' WHERE position = 2", None,
+     "payload at position 2 is not JSON text (found binary data)"),
+    ("UPDATE events SET payload = '[' || replace(hex(zeroblob(100000)), '00', '[') || ']' "
+     "WHERE position = 2", None, "payload at position 2 is JSON nested too deeply"),
+    ("UPDATE events SET time = 'yesterday' WHERE position = 2", None,
+     "time at position 2 is not a number (found a string)"),
+    ("UPDATE events SET version = 'two' WHERE position = 2", None,
+     "version at position 2 is not an integer (found a string)"),
+    ("UPDATE events SET actor = x'07' WHERE position = 2", None,
+     "actor at position 2 is not text (found binary data)"),
+]
+
+
+def damage_cases(cases: list[tuple[str, str | None, str]]) -> list[object]:
+    """Each case on each backend whose column types can hold the damage.
+
+    The backend goes to the ``store_url`` fixture (indirect), which ``store`` uses.
+    """
+    return [
+        pytest.param(backend, sql_sqlite, sql_postgres, message, id=f"{backend}-{n}")
+        for n, (sql_sqlite, sql_postgres, message) in enumerate(cases)
+        for backend in (["sqlite", "postgres"] if sql_postgres else ["sqlite"])
+    ]
+
+
+@pytest.mark.parametrize(
+    "store_url, sqlite_sql, postgres_sql, message", damage_cases(DAMAGED_EVENTS), indirect=["store_url"]
+)
+async def test_a_damaged_event_row_is_a_store_error_naming_its_position(
+    store: EventStore, store_url: str, sqlite_sql: str, postgres_sql: str | None, message: str
+) -> None:
+    await seeded(store)
+    await raw_execute(store_url, sqlite_sql, postgres_sql or "")
+    for read in (store.read_all(), store.read_stream("flag/f1"), store.read_tail(2)):
+        with pytest.raises(CorruptRow, match=re.escape(message)):
+            await read
+    assert issubclass(CorruptRow, StoreError)
+    # Rows around it still read, and an append to its stream still names a winner.
+    assert [e.position for e in await store.read_all(after=2)] == [3]
+    assert [e.position for e in await store.read_tail(1)] == [3]
+    with pytest.raises(ConcurrencyError, match=re.escape(message)):
+        await store.append("flag/f1", 0, [NewEvent("flag.set")], actor=BOB, at=5.0)
+
+
+DAMAGED_LIVE = [
+    ("UPDATE live SET data = '[1]' WHERE service = 'checkout'",
+     "UPDATE conn_live SET data = '[1]' WHERE service = 'checkout'",
+     "live data of service 'checkout' is not a JSON object (found an array)"),
+    ("UPDATE live SET updated_at = 1e300 WHERE service = 'checkout'",
+     "UPDATE conn_live SET updated_at = 'NaN' WHERE service = 'checkout'",
+     "updated_at of service 'checkout' is not a time between the years 1 and 9999"),
+    ("UPDATE live SET data = '{bad' WHERE service = 'checkout'", None,
+     "live data of service 'checkout' is not valid JSON"),
+    ("UPDATE live SET updated_at = 'now' WHERE service = 'checkout'", None,
+     "updated_at of service 'checkout' is not a number (found a string)"),
+    ("UPDATE live SET writer = x'01' WHERE service = 'checkout'", None,
+     "writer of service 'checkout' is not text (found binary data)"),
+]
+
+
+@pytest.mark.parametrize(
+    "store_url, sqlite_sql, postgres_sql, message", damage_cases(DAMAGED_LIVE), indirect=["store_url"]
+)
+async def test_a_damaged_live_row_is_a_store_error_naming_its_service(
+    store: EventStore, store_url: str, sqlite_sql: str, postgres_sql: str | None, message: str
+) -> None:
+    await store.write_live("checkout", {"p95_ms": 180}, at=10.0, writer="agent@h1")
+    await store.write_live("search", {"p95_ms": 40}, at=10.0, writer="agent@h1")
+    await raw_execute(store_url, sqlite_sql, postgres_sql or "")
+    with pytest.raises(CorruptRow, match=re.escape(message)):
+        await store.read_live()
+    # Overwriting the row repairs it.
+    await store.write_live("checkout", {"p95_ms": 190}, at=11.0, writer="agent@h1")
+    assert (await store.read_live())["checkout"].data == {"p95_ms": 190}
+
+
+async def test_what_could_not_be_read_back_is_refused_when_written(store: EventStore) -> None:
+    for at in (math.inf, math.nan, 1e300, "5"):
+        with pytest.raises(ValueError, match="time"):
+            await store.append("flag/x", 0, [NewEvent("flag.set")], actor=BOB, at=at)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="time"):
+            await store.write_live("checkout", {}, at=at, writer="w")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="writer"):
+        await store.write_live("checkout", {}, at=1.0, writer=7)  # type: ignore[arg-type]
+    assert await store.read_all() == []
+    assert await store.read_live() == {}
+
+
 RACER = """
 import asyncio, sys, time
 from console.errors import ConcurrencyError
@@ -353,6 +478,35 @@ async def test_unknown_scheme_and_unreachable_server_are_store_errors() -> None:
     with pytest.raises(StoreError, match="not a usable PostgreSQL URL") as broken:
         await open_store("postgresql://conn:s3cret@[::1:5/conn")
     assert "s3cret" not in str(unreachable.value) + str(broken.value)
+
+
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("postgresql://conn:s3cret@127.0.0.1:99999/conn", "port 99999 is out of range"),
+        ("postgresql://conn@127.0.0.1:0/conn", "port 0 is out of range"),
+        ("postgresql://conn@127.0.0.1:-1/conn", "port '-1' is not a number"),
+        ("postgresql://conn@127.0.0.1:http/conn", "port 'http' is not a number"),
+        ("postgresql://conn@127.0.0.1:5432,127.0.0.2:70000/conn", "port 70000 is out of range"),
+        ("postgresql://conn@[::1]:99999/conn", "port 99999 is out of range"),
+        ("postgresql://conn@127.0.0.1/conn?port=99999", "port 99999 is out of range"),
+        ("postgresql://conn@127.0.0.1/conn?sslmode=sometimes", "sslmode"),
+    ],
+)
+async def test_a_postgres_url_asyncpg_cannot_use_is_a_store_error(url: str, problem: str) -> None:
+    with pytest.raises(StoreError, match="is not a usable PostgreSQL URL: ") as caught:
+        await open_store(url)
+    assert problem in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+async def test_a_password_with_colons_and_commas_is_not_taken_for_a_port(
+    postgres_server: PostgresServer,
+) -> None:
+    # The fixture's server has no password: a wrong one is simply not checked.
+    dsn = postgres_server.dsn().replace("conn@", "conn:a:1,b:99999@")
+    opened = await open_store(dsn)
+    await opened.close()
 
 
 # -- SQLite: opening files that are not ours ----------------------------------------

@@ -49,6 +49,8 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[ConnApp, EventStore, Path
         f'store = "sqlite:///{tmp_path / "conn.db"}"\n[flags]\nexport = "{export}"\n' + FLAGS)
     store = await open_store(config.store)
     clock = FakeClock()
+    # A leader has created the config's flags (followers only read).
+    await FlagService(store=store, config=config, clock=clock, actor=Actor("alice")).load()
     app = ConnApp(Engine(config, store, clock=clock, actor=Actor("alice"), lead=False),
                   clock=clock, ticking=False)
     yield app, store, export

@@ -176,3 +176,46 @@ def test_a_password_in_the_store_url_is_refused() -> None:
         assert "store_password_secret" in found[0]
     config = parse_config('store = "postgresql://conn@db/conn"\nstore_password_secret = "db_pw"\n')
     assert config.store_password_secret == "db_pw"
+
+
+def test_thresholds_on_signals_that_do_not_exist_are_errors() -> None:
+    found = problems(GOOD + "[services.checkout.thresholds.latency]\nwarning = 5\n")
+    assert len(found) == 1
+    assert found[0].startswith("services.checkout.thresholds.latency: checkout has no signal called 'latency'")
+    found = problems("[defaults.thresholds.p59]\nwarning = 5\n" + GOOD)
+    assert found == ["defaults.thresholds.p59: no service has a signal called 'p59'. Did you mean 'p99'?"]
+
+
+def test_nan_and_infinity_are_refused() -> None:
+    found = problems(GOOD + "[services.checkout.thresholds.p95]\nwarning = nan\n")
+    assert len(found) == 1
+    assert found[0].startswith("services.checkout.thresholds.p95.warning: nan")
+    found = problems(GOOD + "[services.checkout.signals.hits]\njson_path = 'a'\nscale = inf\n")
+    assert found[0].startswith("services.checkout.signals.hits.scale: inf")
+
+
+def test_store_urls_that_cannot_work_are_refused_by_check() -> None:
+    for url, expected in [
+        ("sqlite:///", "a SQLite store URL is sqlite:/// and a file path"),
+        ("sqlite:///x.db?mode=ro", "no ?options"),
+        ("postgresql://conn@127.0.0.1:99999/conn", "out of range"),
+        ("mysql://db/conn", "is not a store URL"),
+    ]:
+        found = problems(f'store = "{url}"\n')
+        assert len(found) == 1, found
+        assert found[0].startswith("store: ")
+        assert expected in found[0]
+    assert parse_config('store = "sqlite:///var/lib/conn/conn.db"\n').store_path == Path(
+        "/var/lib/conn/conn.db"
+    )
+
+
+def test_unreadable_or_directory_config_is_a_clear_error(tmp_path: Path) -> None:
+    from console.config import load_config
+
+    with pytest.raises(ConfigNotFound, match="is a directory"):
+        load_config(tmp_path)
+    broken = tmp_path / "conn.toml"
+    broken.symlink_to(broken)  # a loop: unreadable even for root
+    with pytest.raises(ConfigError, match="cannot read the config"):
+        load_config(broken)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from console.errors import CorruptRow
 from console.model.events import GENESIS_HASH, Event, canonical_json, event_hash, verify_chain
+from console.store._common import describe_row, event_from_row, live_from_row
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
@@ -148,3 +151,53 @@ def test_hash_ignores_key_order_but_not_content(payload: dict[str, Any]) -> None
     for name, other in [("actor", "b"), ("reason", "s"), ("time", 1.25), ("version", 2)]:
         assert event_hash(payload=payload, **{**fields, name: other}) != digest
     assert event_hash(payload={**payload, "extra!": 1}, **fields) != digest
+
+
+# -- reading stored rows back (console.store._common, pure) ---------------------------
+
+
+def as_row(event: Event, payload_text: str) -> list[Any]:
+    """``event`` as a stored row (the columns in COLUMNS order)."""
+    return [event.position, event.id, event.stream, event.version, event.type, event.time,
+            event.actor, event.reason, payload_text, event.prev_hash, event.hash]
+
+
+@QUICK
+@given(LOGS)
+def test_a_stored_row_reads_back_as_the_same_event(log: list[Event]) -> None:
+    for event in log:
+        assert event_from_row(as_row(event, canonical_json(dict(event.payload)))) == event
+
+
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        (0, "2", "an event row has a position that is not an integer (a string)"),
+        (0, True, "an event row has a position that is not an integer (a boolean)"),
+        (3, 1.0, "version at position 1 is not an integer (found a number)"),
+        (5, True, "time at position 1 is not a number (found a boolean)"),
+        (5, float("nan"), "time at position 1 is not a time between the years 1 and 9999"),
+        (5, -1e12, "time at position 1 is not a time between the years 1 and 9999"),
+        (8, "9" * 5000, "payload at position 1 is not valid JSON"),
+        (8, '"text"', "payload at position 1 is not a JSON object (found a string)"),
+        (8, "Infinity", "payload at position 1 is not valid JSON (Infinity is not a JSON number)"),
+        (9, None, "prev_hash at position 1 is not text (found null)"),
+    ],
+)
+def test_a_damaged_row_is_named_by_position_and_field(column: int, value: Any, message: str) -> None:
+    row = as_row(chain([("flag/a", {})])[0], "{}")
+    row[column] = value
+    with pytest.raises(CorruptRow) as caught:
+        event_from_row(row)
+    assert str(caught.value).startswith(message)
+    assert describe_row(row) == f"an unreadable event ({caught.value})"
+
+
+def test_a_damaged_live_row_is_named_by_service() -> None:
+    assert live_from_row(["checkout", '{"p95": 1}', 5, "w"]).updated_at == 5.0
+    long_name = "s" * 500
+    with pytest.raises(CorruptRow) as caught:
+        live_from_row([long_name, "[]", 5.0, "w"])
+    assert str(caught.value) == f"live data of service {'s' * 80!r}… is not a JSON object (found an array)"
+    with pytest.raises(CorruptRow, match="a live row has a service name that is not text"):
+        live_from_row([b"checkout", "{}", 5.0, "w"])

@@ -148,3 +148,19 @@ def test_cli_reads_value_from_stdin_and_never_prints_it(tmp_path: Path) -> None:
     assert conn("delete", "prom_token").returncode == 0
     missing = conn("get", "prom_token")
     assert missing.returncode == 1 and "CONN_SECRET_PROM_TOKEN" in missing.stderr
+
+
+def test_logging_filter_redacts_tracebacks(no_keyring: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setenv("CONN_SECRET_WEBHOOK", "hunter2-webhook-value")
+    secrets.get_secret("webhook")
+    try:
+        raise RuntimeError("POST https://hooks.example/hunter2-webhook-value failed")
+    except RuntimeError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", None, sys.exc_info())
+    secrets.RedactingFilter().filter(record)
+    formatted = logging.Formatter().format(record)
+    assert "hunter2-webhook-value" not in formatted
+    assert "«secret:webhook»" in formatted
+    assert "RuntimeError" in formatted

@@ -32,9 +32,9 @@ class TopBar(Horizontal):
             return
         self.query_one(".env", Static).update(f"[b]Conn[/b] · {safe_markup(snapshot.environment, limit=30)}")
         self.query_one(".store", Static).update(safe_markup(snapshot.store_url, limit=120))
-        if snapshot.store_problem:
+        if snapshot.problem:
             # Nothing on screen can be trusted to be current: say so where the eye starts.
-            role = f"⚠ STORE: {safe_markup(snapshot.store_problem, limit=60)}"
+            role = f"⚠ {safe_markup(snapshot.problem, limit=70)}"
         elif snapshot.role == "leader":
             role = "● LEADER"
         elif snapshot.role == "follower":
@@ -45,4 +45,4 @@ class TopBar(Horizontal):
         self.query_one(".role", Static).update(role)
         self.set_class(snapshot.role == "leader", "leader")
         self.set_class(snapshot.role == "follower", "follower")
-        self.set_class(bool(snapshot.store_problem), "store-problem")
+        self.set_class(bool(snapshot.problem), "problem")
