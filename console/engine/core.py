@@ -113,10 +113,10 @@ class Engine:
         """Load state from the log, then start following (and competing to lead)."""
         # Followers only read; the leader seeds the config's flags when it takes over.
         await self.flags.load(seed=False)
-        history = await self.store.read_all()
-        for event in history[-RECENT_EVENTS:]:
-            self._recent.append(event)
-        self._position = history[-1].position if history else 0
+        # Only the tail: the activity panel shows the last few, following starts after them.
+        tail = await self.store.read_tail(RECENT_EVENTS)
+        self._recent.extend(tail)
+        self._position = tail[-1].position if tail else 0
         await self._read_live()
         self._role = "follower"
         self._spawn(self._follow_events(), "follow-events")

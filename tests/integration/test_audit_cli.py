@@ -74,7 +74,7 @@ async def head_of(db: Path) -> tuple[int, str]:
 
 async def test_verify_prints_the_head_so_a_lost_tail_can_be_noticed(config_path: Path) -> None:
     db = config_path.parent / "conn.db"
-    position, digest = await head_of(db)
+    _, digest = await head_of(db)
     good = conn("audit", "--config", str(config_path), "--verify")
     assert good.returncode == 0, good.stderr
     assert f"audit chain ok: 4 events verified; head position 4 hash {digest[:16]} (" in good.stdout
@@ -102,7 +102,7 @@ def test_verify_of_an_empty_log_names_the_genesis_head(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "payload, problem",
+    ("payload", "problem"),
     [
         ("{not json", "payload at position 2 is not valid JSON"),
         ("[1,2]", "payload at position 2 is not a JSON object (found an array)"),

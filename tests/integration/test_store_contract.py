@@ -282,7 +282,8 @@ def damage_cases(cases: list[tuple[str, str | None, str]]) -> list[object]:
 
 
 @pytest.mark.parametrize(
-    "store_url, sqlite_sql, postgres_sql, message", damage_cases(DAMAGED_EVENTS), indirect=["store_url"]
+    ("store_url", "sqlite_sql", "postgres_sql", "message"), damage_cases(DAMAGED_EVENTS),
+    indirect=["store_url"],
 )
 async def test_a_damaged_event_row_is_a_store_error_naming_its_position(
     store: EventStore, store_url: str, sqlite_sql: str, postgres_sql: str | None, message: str
@@ -317,7 +318,8 @@ DAMAGED_LIVE = [
 
 
 @pytest.mark.parametrize(
-    "store_url, sqlite_sql, postgres_sql, message", damage_cases(DAMAGED_LIVE), indirect=["store_url"]
+    ("store_url", "sqlite_sql", "postgres_sql", "message"), damage_cases(DAMAGED_LIVE),
+    indirect=["store_url"],
 )
 async def test_a_damaged_live_row_is_a_store_error_naming_its_service(
     store: EventStore, store_url: str, sqlite_sql: str, postgres_sql: str | None, message: str
@@ -481,7 +483,7 @@ async def test_unknown_scheme_and_unreachable_server_are_store_errors() -> None:
 
 
 @pytest.mark.parametrize(
-    "url, problem",
+    ("url", "problem"),
     [
         ("postgresql://conn:s3cret@127.0.0.1:99999/conn", "port 99999 is out of range"),
         ("postgresql://conn@127.0.0.1:0/conn", "port 0 is out of range"),

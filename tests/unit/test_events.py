@@ -170,7 +170,7 @@ def test_a_stored_row_reads_back_as_the_same_event(log: list[Event]) -> None:
 
 
 @pytest.mark.parametrize(
-    "column, value, message",
+    ("column", "value", "message"),
     [
         (0, "2", "an event row has a position that is not an integer (a string)"),
         (0, True, "an event row has a position that is not an integer (a boolean)"),
