@@ -6,7 +6,7 @@ from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
-from textual.reactive import reactive
+from textual.reactive import var
 
 from console.engine.core import Engine
 from console.engine.snapshot import Snapshot
@@ -33,8 +33,13 @@ class ConnApp(App[None]):
         Binding("question_mark", "help", "Help", id="app-help"),
     ]
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=False)
-    """The latest engine snapshot; screens watch it."""
+    snapshot: var[Snapshot | None] = var(None)
+    """The latest engine snapshot; screens watch it.
+
+    A ``var``, not a ``reactive``: a reactive on the App repaints the whole
+    screen on every change (``App.refresh``), i.e. several full-screen
+    redraws a second; widgets repaint what they show themselves.
+    """
 
     def __init__(
         self,

@@ -7,10 +7,11 @@ import html
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import OptionList
+from textual.widgets import OptionList, Static
 
 from console.config import load_config
 from console.demo.fleet import DemoFleet, FleetInfo
@@ -109,3 +110,45 @@ async def test_fault_modal_cancels_without_changing_anything(demo_app: ConnApp) 
         assert not isinstance(demo_app.screen, FaultModal)
         await asyncio.sleep(2.5)
         assert "up" in health_of(demo_app, "checkout")
+
+
+async def test_faults_are_named_in_words_and_shown_while_they_last(
+    demo_app: ConnApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toasts: list[str] = []
+    original = demo_app.notify
+
+    def recording(message: str, **kw: Any) -> None:
+        toasts.append(message)
+        original(message, **kw)
+
+    monkeypatch.setattr(demo_app, "notify", recording)
+
+    async def inject(option: str) -> None:
+        await pilot.press("x")
+        assert isinstance(demo_app.screen, FaultModal)
+        options = demo_app.screen.query_one(OptionList)
+        labels = {options.get_option_at_index(i).id: i for i in range(options.option_count)}
+        assert str(options.get_option_at_index(labels["errors"]).prompt) == "5xx in its traffic: 20%"
+        for _ in range(labels[option]):
+            await pilot.press("down")
+        await pilot.press("enter")
+
+    async with demo_app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: rows_up(demo_app), 10, "four services up")
+        line = demo_app.screen.query_one("#faults", Static)
+        await pilot.press("down", "down")
+        assert not line.display, "nothing injected, nothing shown"
+        await inject("errors")
+        await until(pilot, lambda: "payments: 5xx in its traffic 20%" in toasts, 5, "the toast")
+        await inject("down")
+        await until(pilot, lambda: "payments: 5xx in its traffic 20%, health down" in toasts, 5,
+                    "both faults, in words")  # fmt: skip
+        assert not [t for t in toasts if "{" in t], "no Python dict on screen"
+        assert line.display
+        assert str(line.render()) == "⚡ demo faults in payments: 5xx in its traffic 20%, health down — c clears"
+        await pilot.press("down")  # search has none
+        assert not line.display
+        await pilot.press("up", "c")
+        await until(pilot, lambda: "payments: faults cleared" in toasts, 5, "cleared")
+        assert not line.display

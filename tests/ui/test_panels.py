@@ -13,7 +13,7 @@ import pytest
 from rich.cells import cell_len
 from textual.widget import Widget
 
-from console.model.live import ServiceLive
+from console.model.live import ServiceLive, SignalValue
 from console.ui.widgets.panel_data import (
     Shown,
     compare_data,
@@ -319,17 +319,19 @@ async def test_canary_next_to_its_baseline(size: tuple[int, int], rows: int) -> 
             found = row_of(app, CompareRowView, label)
             return [text_of(found.query_one(s, Cell)) for s in (".canary", ".baseline", ".ratio")]
 
+        assert row("health") == ["▲ degraded", "● up", ""]
         assert row("p95") == ["612 ms ▲", "340 ms", "×1.8"]
         assert row("errors") == ["1.26% ▲", "0.14%", "×9.0"]
         assert row("cache hit") == ["88.4%", "93.1%", "×0.95"]
-        assert row("breaker opens") == ["4 ▲", "0", "×∞"]
+        assert row("breaker opens") == ["4 ▲", "0", "—"]  # against zero: no ratio, never ×∞
         assert row("canary share") == ["5%", "no data", "—"]
-        assert texts(app, "CompareRowView .detail")[-1] == "not on baseline"
+        assert texts(app, "CompareRowView .detail")[0] == "checks.redis = degraded"
+        assert texts(app, "CompareRowView .detail")[-1] == "baseline has none"
         detail = app.query_one(ServiceDetail)
         if size == (80, 24):
             # The comparison has every signal row: the plain list would repeat it.
             assert not visible(app.query_one(SignalsPanel))
-            assert texts(app, "CompareRowView .age") == ["1s"] * 6
+            assert texts(app, "CompareRowView .age") == ["2s"] + ["1s"] * 6
         else:
             assert detail.has_class("-wide")
             assert visible(app.query_one(SignalsPanel))
@@ -343,20 +345,20 @@ async def test_a_stale_baseline_gives_no_ratio() -> None:
     app = DetailApp(canary, baseline=stale_stable, height=12)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert texts(app, "CompareRowView .ratio") == ["—"] * 6
-        assert texts(app, "CompareRowView .baseline")[0] == "340 ms ⌛"
-        assert texts(app, "CompareRowView .detail")[0] == "baseline: no update for over 3 intervals"
+        assert texts(app, "CompareRowView .ratio") == [""] + ["—"] * 6
+        assert texts(app, "CompareRowView .baseline")[:2] == ["⌛ stale", "340 ms ⌛"]
+        assert texts(app, "CompareRowView .detail")[1] == "baseline: no update for over 3 intervals"
 
 
 async def test_tight_room_drops_the_comparison_header_first() -> None:
     canary, stable = canary_pair()
-    app = DetailApp(canary, baseline=stable, height=9)
+    app = DetailApp(canary, baseline=stable, height=10)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         detail = app.query_one(ServiceDetail)
         assert detail.has_class("-tight")
         assert not visible(app.query_one("ComparePanel .header"))
-        assert len([r for r in app.query(CompareRowView) if visible(r)]) == 6
+        assert len([r for r in app.query(CompareRowView) if visible(r)]) == 7
         assert_fits(app)
 
 
@@ -389,9 +391,9 @@ async def test_a_canary_in_very_little_room() -> None:
     app = DetailApp(canary, baseline=stable, height=7)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert texts(app, "CompareRowView .label") == ["p95", "errors", "cache hit"]
+        assert texts(app, "CompareRowView .label") == ["health", "p95", "errors"]
         assert texts(app, "ComparePanel .more") == [
-            "+3 more not shown: a taller terminal shows them"
+            "+4 more not shown: a taller terminal shows them"
         ]
         assert_fits(app)
 
@@ -515,7 +517,7 @@ async def test_switching_services_rebuilds_rows_and_back() -> None:
         await pilot.pause()
         app.detail.view, app.detail.baseline = canary, stable
         await pilot.pause()
-        assert len(app.query(CompareRowView)) == 6
+        assert len(app.query(CompareRowView)) == 7
         assert texts(app, "SignalRowView .label")[-1:] in ([], ["canary share"])
         app.detail.view, app.detail.baseline = view(live("search")), None
         await pilot.pause()
@@ -540,9 +542,9 @@ async def test_rapid_selection_changes_settle_on_the_last_one() -> None:
         await pilot.pause()
         app.detail.view, app.detail.baseline = choices[0]
         await pilot.pause()
-        assert len(app.query(CompareRowView)) == 6
-        assert texts(app, "CompareRowView .label")[0] == "p95"
-        assert texts(app, "CompareRowView .age") == ["1s"] * 6
+        assert len(app.query(CompareRowView)) == 7
+        assert texts(app, "CompareRowView .label")[:2] == ["health", "p95"]
+        assert texts(app, "CompareRowView .age") == ["2s"] + ["1s"] * 6
 
 
 async def test_rows_replaced_while_mounting_are_dropped_quietly() -> None:
@@ -557,7 +559,7 @@ async def test_rows_replaced_while_mounting_are_dropped_quietly() -> None:
             panel.data = compare_data(canary, stable, NOW)
         await pilot.pause()
         assert texts(app, "CompareRowView .label") == [
-            "p95", "errors", "cache hit", "memory", "breaker opens", "canary share",
+            "health", "p95", "errors", "cache hit", "memory", "breaker opens", "canary share",
         ]  # fmt: skip
 
 
@@ -582,12 +584,38 @@ def test_ratios() -> None:
         "×1.8",
         "×0.95",
         "×12",
-        "×∞",
+        "—",
         "—",
         "×1.0",
         "×1.0",
-        "×0",
+        "—",
     ]
+
+
+def test_no_ratio_against_zero_or_from_zero() -> None:
+    """What an operator saw: "errors 0.00% 0.00% ×1.0", "5xx rate 0% 0.0442% ×0",
+    "breaker opens 1 0 ×∞". Each reads "—" now; the values beside it say what there is."""
+
+    def extra(five_xx: float, breaker: float) -> tuple[SignalValue, ...]:
+        return (
+            signal("five_xx", five_xx, unit="%", label="5xx rate", source="health-json"),
+            signal("breaker", breaker, unit="", label="breaker opens", source="health-json"),
+        )
+
+    canary = view(live("checkout-canary", health="down", reason="HTTP 503", failed=0, total=700,
+                       extra=extra(0.0, 1.0), baseline="checkout"))
+    stable = view(live("checkout", failed=0, total=700, extra=extra(0.0442, 0.0)))
+    rows = {r.label: r for r in compare_data(canary, stable, NOW).rows}
+    assert [(rows[n].canary.text, rows[n].baseline.text, rows[n].ratio)
+            for n in ("errors", "5xx rate", "breaker opens")] == [
+        ("0.00%", "0.00%", "—"),
+        ("0%", "0.0442%", "—"),
+        ("1", "0", "—"),
+    ]  # fmt: skip
+    health = rows["health"]
+    assert (health.canary, health.baseline) == (Shown("✖ down", "down"), Shown("● up", "up"))
+    assert health.info == Shown("HTTP 503", "down")
+    assert list(rows) == ["health", "p95", "errors", "5xx rate", "breaker opens"]
 
 
 def test_zero_of_zero_is_no_data_not_zero_percent() -> None:
@@ -601,7 +629,7 @@ def test_a_problem_reading_the_row_is_the_reason() -> None:
     assert data.reason == "⚠ live row unreadable: bad JSON"
 
 
-def test_comparison_follows_compare_to_baseline() -> None:
+def test_comparison_ratios_and_a_baseline_without_data() -> None:
     canary, stable = canary_pair()
     rows = {r.name: r for r in compare_data(canary, stable, NOW).rows}
     assert rows["p95"].ratio == "×1.8"  # 612 / 340

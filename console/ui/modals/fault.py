@@ -1,6 +1,8 @@
-"""Demo only: choose a fault to inject into a demo service."""
+"""Demo only: choose a fault to inject into a demo service, and say in words what is injected."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from textual import on
 from textual.app import ComposeResult
@@ -14,13 +16,42 @@ from console.ui.text import safe_markup
 
 FAULTS: dict[str, tuple[str, dict[str, object]]] = {
     "latency": ("latency +900 ms", {"latency_ms": 900}),
-    "errors": ("error rate 20%", {"error_rate": 0.2}),
+    # Not "error rate": the prober's error rate counts failed probes, while this
+    # fault makes the service fail 20% of its own traffic (the "5xx rate" signal).
+    "errors": ("5xx in its traffic: 20%", {"error_rate": 0.2}),
     "down": ("health: down", {"health": "down"}),
     "degraded": ("health: degraded", {"health": "degraded"}),
     "cache": ("cache hit rate 50%", {"cache_hit_rate": 0.5}),
     "breaker": ("circuit breaker opens: 7", {"circuit_breaker_opens": 7}),
     "clear": ("clear all faults", {}),
 }
+
+
+def describe_faults(faults: Mapping[str, object]) -> str:
+    """The faults in force, in words: "5xx in its traffic 20%, health down"; "none" when empty.
+
+    ``faults`` is what the demo service answered (JSON, so untrusted): keys
+    this console does not know are shown as they came, for the caller to escape.
+    """
+    words = [_fault_words(key, value) for key, value in faults.items()]
+    return ", ".join(words) if words else "none"
+
+
+def _fault_words(key: str, value: object) -> str:
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if key == "latency_ms" and number is not None:
+        return f"latency +{number:g} ms"
+    if key == "error_rate" and number is not None:
+        return f"5xx in its traffic {number * 100:g}%"
+    if key == "health":
+        return f"health {value}"
+    if key == "cache_hit_rate" and number is not None:
+        return f"cache hit rate {number * 100:g}%"
+    if key == "memory_pct" and number is not None:
+        return f"memory {number:g}%"
+    if key == "circuit_breaker_opens" and number is not None:
+        return f"breaker opens {number:g}"
+    return f"{key} {value}"
 
 
 class FaultModal(ModalScreen[dict[str, object] | None]):

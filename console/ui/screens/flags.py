@@ -33,11 +33,39 @@ _COLUMNS = (("name", "Flag"), ("state", "State"), ("percent", "%"), ("allow", "A
 
 
 def _percent_problem(text: str) -> str | None:
+    if not text:
+        return "type a percentage, e.g. 10 or 0.5%"
     try:
         percent_to_weight(parse_percent(text))
     except ValueError as e:
         return str(e)
     return None
+
+
+def _key_problem(text: str) -> str | None:
+    """What the prompt says about a typed targeting key (None: fine)."""
+    if not text:
+        return "type a targeting key, e.g. user-42"
+    problem = key_problem(text)
+    return f"{text[:40]!r} {problem}" if problem else None
+
+
+def rollout_line(view: FlagView) -> str:
+    """What the flag does now, in words that are true for its state (plain text, not markup).
+
+    A killed or disabled flag keeps its percentage and allowlist for when it
+    is turned on again; until then they do nothing, and the line says so
+    rather than "10% get 'on'".
+    """
+    keys = f"{view.targeted_keys} key{'s' if view.targeted_keys != 1 else ''}"
+    groups = f" (groups {', '.join(view.groups)})" if view.groups else ""
+    if view.killed:
+        return (f"killed — everyone gets {view.off_variant!r} ({view.percent_text} and "
+                f"{keys} kept for when it is turned on)")
+    if not view.enabled:
+        return (f"disabled — flagd treats it as absent ({view.percent_text} and "
+                f"{keys} apply once it is on)")
+    return f"enabled — {view.percent_text} get {view.on_variant!r}; {keys} always on{groups}"
 
 
 class FlagsScreen(Screen[None]):
@@ -58,6 +86,13 @@ class FlagsScreen(Screen[None]):
     FlagsScreen #flags-export { height: auto; padding: 0 1; }
     FlagsScreen #flags-export.problem { color: $error; text-style: bold; }
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._evaluation: tuple[str, int, str] | None = None
+        """The last "is key X in?" answer: flag, the flag's version it was asked at, the line."""
+        self._shown: dict[str, str] = {}
+        """What each Static shows now, so an unchanged text is not repainted."""
 
     def compose(self) -> ComposeResult:
         yield Static("Feature flags", id="flags-title")
@@ -110,14 +145,22 @@ class FlagsScreen(Screen[None]):
         else:
             for view in views:
                 for (column, _), cell in zip(_COLUMNS, self._cells(view), strict=True):
-                    table.update_cell(view.name, column, cell, update_width=True)
+                    if table.get_cell(view.name, column) != cell:
+                        table.update_cell(view.name, column, cell, update_width=True)
         self._show_detail()
         status = self.service.export_status()
         export = self.query_one("#flags-export", Static)
         problem = status.state in ("edited", "error")
         export.set_class(problem, "problem")
         text = f"flag file {status.path}: {status.state}"
-        export.update(safe_text(text + (f" — {status.message}" if status.message else ""), limit=400))
+        self._update(export, safe_markup(text + (f" — {status.message}" if status.message else ""),
+                                         limit=400))
+
+    def _update(self, widget: Static, markup: str) -> None:
+        """``Static.update`` only when the text differs: snapshots come several times a second."""
+        if self._shown.get(widget.id or "") != markup:
+            self._shown[widget.id or ""] = markup
+            widget.update(markup)
 
     def _cells(self, view: FlagView) -> tuple[Any, ...]:
         style = {"killed": "bold reverse", "disabled": "dim"}.get(view.state, "")
@@ -132,18 +175,16 @@ class FlagsScreen(Screen[None]):
             safe_text(f"{view.changed_by} {age} ago", limit=30),
         )
 
-    def _show_detail(self, extra: str = "") -> None:
+    def _show_detail(self) -> None:
         name = self.selected
         detail = self.query_one("#flags-detail", Static)
         if name is None:
-            detail.update("[dim]no flags — define them under \\[flags.define.NAME] in the config[/]")
+            self._update(detail, "[dim]no flags — define them under \\[flags.define.NAME] in the config[/]")
             return
         view = self.service.view(name)
         lines = [
             f"[b]{safe_markup(view.name)}[/b] {safe_markup(view.description, limit=60)}",
-            f"{view.state}, {view.percent_text} get {safe_markup(view.on_variant)!r}; "
-            f"{view.targeted_keys} keys always on"
-            + (f" (groups {safe_markup(', '.join(view.groups))})" if view.groups else ""),
+            safe_markup(rollout_line(view), limit=300),
             f"v{view.version} {safe_markup(view.last_change)} by {safe_markup(view.changed_by)}: "
             f"{safe_markup(view.reason, limit=80)}",
         ]
@@ -152,9 +193,13 @@ class FlagsScreen(Screen[None]):
                 f"[b]⚠ written with openfeature-flagd-core {safe_markup(view.evaluator_version)}, "
                 f"installed {safe_markup(self.service.evaluator_version)}: bucketing may differ[/b]"
             )
-        if extra:
-            lines.append(extra)
-        detail.update("\n".join(lines))
+        if self._evaluation is not None:
+            flag, version, line = self._evaluation
+            if (flag, version) == (name, view.version):
+                lines.append(line)
+            else:
+                self._evaluation = None  # another flag, or this one changed: the answer is old
+        self._update(detail, "\n".join(lines))
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self) -> None:
@@ -187,15 +232,15 @@ class FlagsScreen(Screen[None]):
         if view.state == "enabled":
             title, body = f"Turn {name} off?", (
                 "flagd will treat the flag as absent: applications get their code default.")
-            command = self.service.disable
+            command, done = self.service.disable, f"{name}: turned off"
         else:
             title = f"Turn {name} on?"
             body = (f"Lifts the kill switch; {view.percent_text} and the allowlist apply again."
                     if view.killed else f"{view.percent_text} and the allowlist apply again.")
-            command = self.service.enable
+            command, done = self.service.enable, f"{name}: turned on"
         result = await self.app.push_screen_wait(ConfirmModal(title, body))
         if result is not None:
-            await self._run(command(name, reason=result.reason), f"{name}: {title.lower()[:-1]}")
+            await self._run(command(name, reason=result.reason), done)
 
     @work(exclusive=True, exit_on_error=False, group="flags")
     async def _set_percent(self, name: str) -> None:
@@ -207,7 +252,15 @@ class FlagsScreen(Screen[None]):
         if not typed:
             return
         wanted = f"{parse_percent(typed):g}%"
-        note = " Lowering it turns some keys off." if parse_percent(typed) < view.percent else ""
+        if view.state != "enabled":
+            # Nothing changes for anyone yet: say so, or "10%" reads as live.
+            note = (f" The flag is {view.state}: everyone gets "
+                    + (f"{view.off_variant!r}" if view.killed else "the code default")
+                    + f"; {wanted} applies only once it is turned on.")
+        elif parse_percent(typed) < view.percent:
+            note = " Lowering it turns some keys off."
+        else:
+            note = ""
         result = await self.app.push_screen_wait(ConfirmModal(
             f"Set {name} to {wanted}?", f"Now {view.percent_text}.{note}", confirm_label="Set"))
         if result is not None:
@@ -230,7 +283,7 @@ class FlagsScreen(Screen[None]):
     async def _evaluate(self, name: str) -> None:
         key = await self.app.push_screen_wait(PromptModal(
             f"Is a key in {name}?", "Targeting key (e.g. a user id):",
-            placeholder="user-42", validate=key_problem,
+            placeholder="user-42", validate=_key_problem,
         ))
         if not key:
             return
@@ -243,8 +296,11 @@ class FlagsScreen(Screen[None]):
         line = (f"{safe_markup(key, limit=40)} → [b]{safe_markup(variant)}[/b] "
                 f"({safe_markup(str(answer.value).lower())}): {answer.reason} "
                 f"[dim]{safe_markup(answer.detail)}[/]")
-        self._show_detail(line)
-        self.notify(line, title=f"{name}: {answer.reason}")
+        # Kept in the detail until another flag is selected or this one changes:
+        # the next snapshot (within a second) redraws the detail.
+        self._evaluation = (name, self.service.view(name).version, line)
+        self._show_detail()
+        self.notify(line, title=f"{safe_markup(name)}: {safe_markup(answer.reason)}")
 
     async def _run(self, change: Any, done: str) -> None:
         """Await a command; show what happened (errors in the operator's words)."""

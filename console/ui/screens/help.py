@@ -12,8 +12,8 @@ from textual.widgets import Label, Static
 KEYS: tuple[tuple[str, str, str], ...] = (
     ("↑ ↓", "dashboard", "select a service"),
     ("f", "anywhere", "feature flags"),
-    ("x", "demo", "inject a fault into the selected service"),
-    ("c", "demo", "clear the selected service's faults"),
+    ("x", "conn demo", "inject a fault into the selected service"),
+    ("c", "conn demo", "clear the selected service's faults"),
     ("space", "flags", "turn the selected flag on or off (confirm)"),
     ("%", "flags", "set the rollout percentage (typed)"),
     ("k", "flags", "kill switch: type the flag's name"),
@@ -23,6 +23,24 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("q", "anywhere", "quit"),
     ("ctrl+p", "anywhere", "command palette (themes, keys)"),
 )
+
+
+MARKS: tuple[tuple[str, str], ...] = (
+    ("● up ✖2", "up, but 2 of its signals are critical: see its detail"),
+    ("● up ▲1", "up, but 1 signal is past its warning level"),
+    ("⌛", "stale: no new value for over 3 probe intervals"),
+)
+"""The marks in the services table's health column, as the help explains them."""
+
+
+def marks_table() -> Table:
+    """The health column's marks, with what they mean."""
+    table = Table(box=None, show_header=False, padding=(0, 1))
+    table.add_column("mark", style="bold", no_wrap=True)
+    table.add_column("means")
+    for mark, means in MARKS:
+        table.add_row(mark, means)
+    return table
 
 
 def key_table() -> Table:
@@ -57,4 +75,6 @@ class HelpScreen(ModalScreen[None]):
         with Vertical():
             yield Label("Conn keys", classes="title")
             yield Static(key_table())
+            yield Label("Health column", classes="title")
+            yield Static(marks_table())
             yield Label("Every binding has an id; rebind keys in the config's [keymap].", markup=False)

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 from console.engine.snapshot import ServiceView
-from console.model.live import ServiceLive, SignalValue, compare_to_baseline
+from console.model.live import ServiceLive, SignalValue
 from console.model.signals import STALE_INTERVALS
 from console.model.thresholds import BUILTIN_SIGNALS
 from console.ui.text import format_age
@@ -28,6 +28,12 @@ JUDGED = ("ok", "warning", "critical")
 """States that carry a fresh value; anything else has nothing to compare or trust."""
 
 PERCENTILES = ("p50", "p95", "p99")
+
+HEALTH_ROW = "@health"
+"""The comparison's health row (a name no configured signal can clash with in the ages)."""
+
+COMPARED_FIRST = (HEALTH_ROW, "p95", "error_rate")
+"""The comparison's first rows; the canary's named signals follow."""
 
 
 @dataclass(frozen=True)
@@ -160,11 +166,13 @@ def shown_signal(signal: SignalValue | None, stale: bool, *, rate: bool = False)
 
 
 def format_ratio(ratio: float | None) -> str:
-    """Canary ÷ baseline as "×1.8", "×1.0", "×12", "×0.98", "×0", "×∞"; "—" without two fresh values."""
-    if ratio is None:
+    """Canary ÷ baseline as "×1.8", "×1.0", "×12", "×0.98"; "—" when there is no ratio to show.
+
+    :func:`compare_data` passes None whenever either side is missing, not
+    fresh, or zero, so "×∞" and "×0" never reach the screen.
+    """
+    if ratio is None or math.isinf(ratio) or math.isnan(ratio) or ratio <= 0:
         return "—"
-    if math.isinf(ratio):
-        return "×∞"
     if ratio >= 10:
         return f"×{ratio:,.0f}"
     if ratio >= 1:
@@ -295,19 +303,17 @@ def signal_rows(view: ServiceView, now: float) -> tuple[SignalRow, ...]:
 
 
 def compare_data(view: ServiceView, baseline: ServiceView, now: float) -> CompareData:
-    """p95, error rate and every named signal of the canary, next to the baseline's.
+    """Health, p95, error rate and every named signal of the canary, next to the baseline's.
 
-    Ratios come from :func:`compare_to_baseline` for p95 and error rate and
-    follow the same rule for named signals: only fresh values on both sides
-    (ok/warning/critical, rows not stale) are divided; otherwise "—".
+    A ratio is shown only between two fresh (judged, not stale) values that
+    are both above zero: against a zero baseline "×∞" says nothing a reader
+    can use, a zero canary gives "×0", and 0 ÷ 0 is not "the same" — so those
+    read "—", and the two values beside it say what there is.
     """
     canary_live, base_live = view.live, baseline.live
     canary_stale, base_stale = row_stale(view, now), row_stale(baseline, now)
-    ratios: dict[str, float | None] = {}
-    if canary_live is not None and base_live is not None and not (canary_stale or base_stale):
-        ratios = compare_to_baseline(canary_live, base_live)
-    names = ["p95", "error_rate"] + [s.name for s in named_signals(canary_live)]
-    rows = []
+    rows = [_health_row(view, baseline, now)]
+    names = list(COMPARED_FIRST[1:]) + [s.name for s in named_signals(canary_live)]
     for name in names:
         mine = canary_live.signal(name) if canary_live else None
         theirs = base_live.signal(name) if base_live else None
@@ -315,10 +321,7 @@ def compare_data(view: ServiceView, baseline: ServiceView, now: float) -> Compar
             effective_state(mine, canary_stale),
             effective_state(theirs, base_stale),
         )
-        if name in ratios:
-            ratio = ratios[name]
-        else:
-            ratio = _ratio(mine, theirs) if mine_state in JUDGED and their_state in JUDGED else None
+        fresh = mine_state in JUDGED and their_state in JUDGED
         rate = name == "error_rate"
         label = mine.label if mine is not None else name
         rows.append(
@@ -329,18 +332,39 @@ def compare_data(view: ServiceView, baseline: ServiceView, now: float) -> Compar
                 baseline=shown_signal(theirs, base_stale, rate=rate)
                 if base_live
                 else Shown("—", "muted"),
-                ratio=format_ratio(ratio),
+                ratio=format_ratio(_ratio(mine, theirs) if fresh else None),
                 info=_compare_info(mine, mine_state, theirs, their_state, base_live is None),
             )
         )
     return CompareData(view.name, baseline.name, tuple(rows))
 
 
+def _health_shown(view: ServiceView, now: float) -> Shown:
+    if view.live is None:
+        return Shown("no data", "no_data")
+    if row_stale(view, now):
+        return Shown(f"{STALE_MARK} stale", "stale")
+    return Shown(HEALTH_STYLE.get(view.live.health, HEALTH_STYLE["unknown"])[0], view.live.health)
+
+
+def _health_row(view: ServiceView, baseline: ServiceView, now: float) -> CompareRow:
+    """Canary's health next to the baseline's; when they differ, the canary's reason says why."""
+    canary, base = _health_shown(view, now), _health_shown(baseline, now)
+    if view.live is None:
+        info = Shown(view.problem or "waiting for the first probe", "muted")
+    elif canary.state != base.state and canary.state in ("down", "degraded"):
+        info = Shown(view.problem or view.live.reason, canary.state)
+    else:
+        info = Shown("probe", "muted")
+    return CompareRow(HEALTH_ROW, "health", canary, base, "", info)
+
+
 def _ratio(mine: SignalValue | None, theirs: SignalValue | None) -> float | None:
+    """Canary ÷ baseline, or None when either is missing or zero (see :func:`compare_data`)."""
     if mine is None or theirs is None or mine.value is None or theirs.value is None:
         return None
-    if theirs.value == 0:
-        return 1.0 if mine.value == 0 else math.inf
+    if mine.value == 0 or theirs.value == 0:
+        return None
     return mine.value / theirs.value
 
 
@@ -357,7 +381,7 @@ def _compare_info(
     if no_baseline:
         return Shown("baseline: waiting for its first value", "muted")
     if theirs is None:
-        return Shown("not on baseline", "muted")
+        return Shown("baseline has none", "muted")
     if their_state not in JUDGED:
         return Shown(f"baseline: {detail_for(theirs, their_state)}", their_state)
     return Shown(mine.source if mine is not None else "", "muted")

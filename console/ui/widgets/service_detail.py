@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Container
+from textual.css.scalar import Unit
 from textual.events import Resize
 from textual.reactive import var
 from textual.widget import Widget
@@ -33,6 +34,8 @@ from textual.widget import Widget
 from console.engine.snapshot import ServiceView
 from console.ui.text import format_age
 from console.ui.widgets.panel_data import (
+    COMPARED_FIRST,
+    HEALTH_ROW,
     compare_data,
     errors_data,
     health_ages,
@@ -52,6 +55,27 @@ from console.ui.widgets.panels import (
 
 WIDE_MIN_WIDTH = 100
 """Below this many columns the panels are one-line rows."""
+
+
+def narrow_height(signals: int, compared: int | None) -> int:
+    """Lines the narrow layout needs: health, latency, errors, then the signals or the comparison.
+
+    Args:
+        signals: named signals of the service.
+        compared: rows of the canary-vs-baseline table, None when not a canary.
+    """
+    return 3 + (1 + compared if compared is not None else signals)
+
+
+def wide_height(signals: int, compared: int | None) -> int:
+    """Lines the wide layout needs: two rows of boxes, and the comparison box below."""
+    return 5 + max(5, signals + 2 if signals else 0) + (compared + 3 if compared is not None else 0)
+
+
+def wide_height_of(view: ServiceView, compared: bool) -> int:
+    """Lines the wide layout needs for ``view`` (``compared``: it is a canary with a baseline)."""
+    signals = len(named_signals(view.live))
+    return wide_height(signals, len(COMPARED_FIRST) + signals if compared else None)
 
 
 class ServiceDetail(Widget):
@@ -203,17 +227,23 @@ class ServiceDetail(Widget):
         compare.data = table
         compare.set_class(table is None, "-empty")
         if table is not None:
+            ages[HEALTH_ROW] = _age(view.updated_at, now)
             compare.show_ages([ages.get(r.name, "—") for r in table.rows])
         self._fit()
 
     def _fit(self) -> None:
         """Pick the layout that shows everything in the room this widget has."""
         width, height = self.size
+        planned = self.styles.height
+        if planned is not None and planned.unit == Unit.CELLS and self.size:
+            # The dashboard has just set the height this service gets; the next
+            # layout applies it. Lay out for it now rather than for one frame at the old one.
+            height = int(planned.value)
         rows = len(self.query_one(SignalsPanel).data)
         table = self.query_one(ComparePanel).data
         compared = len(table.rows) if table is not None else 0
-        narrow_rows = 3 + (1 + compared if table is not None else rows)
-        wide_rows = 5 + max(5, rows + 2 if rows else 0) + (compared + 3 if table is not None else 0)
+        narrow_rows = narrow_height(rows, compared if table is not None else None)
+        wide_rows = wide_height(rows, compared if table is not None else None)
         wide = width >= WIDE_MIN_WIDTH and height >= wide_rows
         tight = not wide and narrow_rows > height
         self.set_class(wide, "-wide")

@@ -12,6 +12,10 @@ colours come from the theme (``$success``, ``$warning``, ``$error``,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from console.model.live import SignalValue
+
 HEALTH_STYLE = {
     "up": ("● up", "green"),
     "degraded": ("▲ degraded", "yellow"),
@@ -56,3 +60,9 @@ def state_class(state: str) -> str:
         return ""
     name = "-s-" + state.replace("_", "-")
     return name if name in STATE_CLASSES else ""
+
+
+def signal_counts(signals: Iterable[SignalValue]) -> tuple[int, int]:
+    """How many of ``signals`` are critical and how many are at warning, in that order."""
+    states = [s.state for s in signals]
+    return states.count("critical"), states.count("warning")
