@@ -103,3 +103,23 @@ async def test_redraws_for_its_width_and_not_for_an_equal_line() -> None:
         before = spark.line
         spark.show((5.0,) * 31)
         assert spark.line == before == "█" * 10
+
+
+def test_a_calm_line_under_its_threshold_stays_low() -> None:
+    """Scaled to the critical level, a steady 10 ms is the floor, 900 ms nearly full."""
+    from console.model.live import SignalValue, ThresholdView
+    from console.ui.widgets.panel_data import ceiling
+
+    threshold = ThresholdView(warning=500.0, critical=1000.0, direction="above", for_seconds=0.0)
+    p95 = SignalValue(
+        name="p95", label="p95", value=10.0, unit="ms", source="probe", at=0.0,
+        state="ok", detail="", threshold=threshold,
+    )
+    calm = (10.0,) * 8
+    high = ceiling(p95, calm)
+    assert high == 1000.0
+    assert sparkline(calm, high=high) == "▁" * 8
+    assert sparkline((900.0,) * 4, high=ceiling(p95, (900.0,) * 4)) == "▇" * 4
+    assert ceiling(p95, (10.0, 2000.0)) == 2000.0, "a peak past the threshold still fits"
+    no_threshold = p95.model_copy(update={"threshold": None})
+    assert ceiling(no_threshold, calm) is None

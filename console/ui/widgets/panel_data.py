@@ -65,6 +65,8 @@ class LatencyData:
     history: tuple[float | None, ...]
     note: str = ""
     """Why the source is down ("Prometheus: timeout after 5s"), shown in place of the sparkline."""
+    ceiling: float | None = None
+    """The value drawn as a full bar: the threshold, so a calm 10 ms is a low line, not a wall."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class ErrorsData:
     history: tuple[float | None, ...]
     note: str = ""
     """Why the source is down, shown in place of the sparkline."""
+    ceiling: float | None = None
+    """The value drawn as a full bar (the threshold); None scales to the largest point."""
 
 
 @dataclass(frozen=True)
@@ -231,7 +235,8 @@ def latency_data(view: ServiceView, now: float) -> LatencyData:
         five.append(_labelled(p, Shown(value_text(value, "ms", state), state)))
     source = signals[1].source if signals[1] is not None else "probe"
     note = next((s.detail for s in signals if s is not None and s.state == "source_down"), "")
-    return LatencyData(source, current, tuple(five), live.history.get("p95", ()), note)
+    history = live.history.get("p95", ())
+    return LatencyData(source, current, tuple(five), history, note, ceiling(signals[1], history))
 
 
 def errors_data(view: ServiceView, now: float) -> ErrorsData:
@@ -265,6 +270,7 @@ def errors_data(view: ServiceView, now: float) -> ErrorsData:
         texts[1][1],
         live.history.get("error_rate", ()),
         note,
+        ceiling(signal, live.history.get("error_rate", ())),
     )
 
 
@@ -389,3 +395,19 @@ def _compare_info(
 
 def _labelled(label: str, shown: Shown) -> Shown:
     return Shown(f"{label} {shown.text}", shown.state)
+
+
+def ceiling(signal: SignalValue | None, history: tuple[float | None, ...]) -> float | None:
+    """Scale a sparkline to the signal's threshold (critical, else warning) or its peak.
+
+    Every service's line then reads against the same mark: a steady 10 ms under
+    a 1,000 ms critical level stays near the floor instead of filling the box.
+    """
+    threshold = signal.threshold if signal is not None else None
+    level = None
+    if threshold is not None and threshold.direction == "above":
+        level = threshold.critical if threshold.critical is not None else threshold.warning
+    if level is None:
+        return None
+    peak = max((v for v in history if v is not None), default=0.0)
+    return max(level, peak)

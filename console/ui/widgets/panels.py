@@ -149,7 +149,7 @@ class LatencyPanel(_Titled):
             note.show(Shown(data.note, "source_down"))
         self.set_class(bool(data.note), "-noted")
         for spark in self.query(SparkText):
-            spark.show(data.history)
+            spark.show(data.history, high=data.ceiling)
 
 
 class ErrorsPanel(_Titled):
@@ -185,7 +185,7 @@ class ErrorsPanel(_Titled):
             note.show(Shown(data.note, "source_down"))
         self.set_class(bool(data.note), "-noted")
         for spark in self.query(SparkText):
-            spark.show(data.history)
+            spark.show(data.history, high=data.ceiling)
 
 
 RowData = SignalRow | CompareRow

@@ -95,11 +95,13 @@ class SparkText(Widget):
     ) -> None:
         super().__init__(id=id, classes=classes)
         self._points: tuple[float | None, ...] = ()
+        self._high: float | None = None
         self._min_width = min_width
 
-    def show(self, points: tuple[float | None, ...]) -> None:
-        """Draw ``points`` (oldest first) at the current width."""
+    def show(self, points: tuple[float | None, ...], *, high: float | None = None) -> None:
+        """Draw ``points`` (oldest first) at the current width, ``high`` as a full bar."""
         self._points = points
+        self._high = high
         self._redraw()
 
     def on_resize(self, event: Resize) -> None:
@@ -107,7 +109,9 @@ class SparkText(Widget):
 
     def _redraw(self) -> None:
         width = self.size.width
-        self.line = sparkline(self._points, width) if width >= self._min_width else ""
+        self.line = (
+            sparkline(self._points, width, high=self._high) if width >= self._min_width else ""
+        )
 
     def render(self) -> Text:
         # No style of its own: the widget's CSS colour covers the whole line.
