@@ -14,7 +14,6 @@ signals in their spec's unit after ``scale``.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -130,22 +129,23 @@ class ServiceLive(_Frozen):
         return next((s for s in self.signals if s.name == name), None)
 
 
-def compare_to_baseline(canary: ServiceLive, baseline: ServiceLive) -> dict[str, float | None]:
-    """Canary ÷ baseline for p95 and error rate, as shown.
+def signal_ratio(canary: SignalValue | None, baseline: SignalValue | None) -> float | None:
+    """Canary ÷ baseline for one signal; None when the comparison means nothing.
 
-    A ratio is None when either side has no fresh value (no data, stale,
-    source down). 0 ÷ 0 is 1.0 (the same); x ÷ 0 is ``math.inf``.
+    None when either side has no fresh value (no data, stale, source down) or
+    either side is 0: "×∞" and "×0" against a zero baseline mislead more than
+    they tell, and 0 ÷ 0 is not evidence that the two agree.
     """
-    ratios: dict[str, float | None] = {}
-    for name in ("p95", "error_rate"):
-        mine, theirs = _fresh(canary.signal(name)), _fresh(baseline.signal(name))
-        if mine is None or theirs is None:
-            ratios[name] = None
-        elif theirs == 0:
-            ratios[name] = 1.0 if mine == 0 else math.inf
-        else:
-            ratios[name] = mine / theirs
-    return ratios
+    mine, theirs = _fresh(canary), _fresh(baseline)
+    if mine is None or theirs is None or mine == 0 or theirs == 0:
+        return None
+    return mine / theirs
+
+
+def compare_to_baseline(canary: ServiceLive, baseline: ServiceLive) -> dict[str, float | None]:
+    """Canary ÷ baseline for every signal both have (see :func:`signal_ratio`)."""
+    names = [s.name for s in canary.signals if baseline.signal(s.name) is not None]
+    return {name: signal_ratio(canary.signal(name), baseline.signal(name)) for name in names}
 
 
 def _fresh(value: SignalValue | None) -> float | None:

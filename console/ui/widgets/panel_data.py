@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 from console.engine.snapshot import ServiceView
-from console.model.live import ServiceLive, SignalValue
+from console.model.live import ServiceLive, SignalValue, signal_ratio
 from console.model.signals import STALE_INTERVALS
 from console.model.thresholds import BUILTIN_SIGNALS
 from console.ui.text import format_age
@@ -338,7 +338,7 @@ def compare_data(view: ServiceView, baseline: ServiceView, now: float) -> Compar
                 baseline=shown_signal(theirs, base_stale, rate=rate)
                 if base_live
                 else Shown("—", "muted"),
-                ratio=format_ratio(_ratio(mine, theirs) if fresh else None),
+                ratio=format_ratio(signal_ratio(mine, theirs) if fresh else None),
                 info=_compare_info(mine, mine_state, theirs, their_state, base_live is None),
             )
         )
@@ -363,15 +363,6 @@ def _health_row(view: ServiceView, baseline: ServiceView, now: float) -> Compare
     else:
         info = Shown("probe", "muted")
     return CompareRow(HEALTH_ROW, "health", canary, base, "", info)
-
-
-def _ratio(mine: SignalValue | None, theirs: SignalValue | None) -> float | None:
-    """Canary ÷ baseline, or None when either is missing or zero (see :func:`compare_data`)."""
-    if mine is None or theirs is None or mine.value is None or theirs.value is None:
-        return None
-    if mine.value == 0 or theirs.value == 0:
-        return None
-    return mine.value / theirs.value
 
 
 def _compare_info(
