@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import var
+from textual.screen import Screen
 
 from console.engine.core import Engine
 from console.engine.snapshot import Snapshot
@@ -79,6 +83,22 @@ class ConnApp(App[None]):
     async def _pump(self) -> None:
         async for snapshot in self.engine.snapshots():
             self.snapshot = snapshot
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Conn's own commands in the palette (ctrl+p), beside Textual's."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Feature flags", "Open the flags screen (f)", self.action_flags)
+        yield SystemCommand("Keys", "Every key and what it does (?)", self.action_help)
+        for name in self.engine.config.services:
+            yield SystemCommand(
+                f"Service: {name}", f"Show {name} in detail on the dashboard",
+                partial(self._select_service, name), discover=False,
+            )
+
+    def _select_service(self, name: str) -> None:
+        if not isinstance(self.screen, DashboardScreen):
+            return
+        self.screen.select(name)
 
     def action_flags(self) -> None:
         from console.ui.screens.flags import FlagsScreen

@@ -200,6 +200,13 @@ class DashboardScreen(Screen[None]):
 
     # --- demo fault keys -----------------------------------------------------------------
 
+    def select(self, name: str) -> None:
+        """Put the cursor on the service called ``name`` (from the command palette)."""
+        table = self.query_one(ServiceTable)
+        if name in table.rows:
+            table.move_cursor(row=table.get_row_index(name))
+            table.focus()
+
     def action_demo_fault(self) -> None:
         name = self._demo_target()
         if name is not None:

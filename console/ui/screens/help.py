@@ -21,7 +21,7 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("?", "anywhere", "this help"),
     ("Esc", "screens, dialogs", "back / cancel"),
     ("q", "anywhere", "quit"),
-    ("ctrl+p", "anywhere", "command palette (themes, keys)"),
+    ("ctrl+p", "anywhere", "palette: flags, keys, services, themes"),
 )
 
 
