@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import OptionList, Static
 
 from console.config import load_config
@@ -22,6 +20,7 @@ from console.ui.modals.fault import FaultModal
 from console.ui.screens.help import HelpScreen
 from console.ui.widgets.service_table import ServiceTable
 from tests.fixtures.fleet import demo_fleet_fixture, flag_file_fixture
+from tests.fixtures.pilot import until
 
 __all__ = ["demo_fleet_fixture", "flag_file_fixture"]
 
@@ -48,13 +47,6 @@ def health_of(app: ConnApp, name: str) -> str:
     return str(table.get_cell(name, "health"))
 
 
-async def until(pilot: Pilot[None], predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    start = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - start < timeout, f"not within {timeout}s: {what}"
-        await pilot.pause(0.1)
-
-
 def rows_up(app: ConnApp) -> bool:
     table = app.screen.query(ServiceTable)
     if not table or table.first().row_count < 4:
@@ -64,7 +56,7 @@ def rows_up(app: ConnApp) -> bool:
 
 async def test_demo_console_shows_every_service_live(demo_app: ConnApp) -> None:
     async with demo_app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: rows_up(demo_app), 10, "four services up")
+        await until(pilot, lambda: rows_up(demo_app), "four services up", within=10)
         assert demo_app.engine.role == "leader"
         shown = screen_text(demo_app)
         for name in ("checkout", "checkout-canary", "payments", "search", "LEADER"):
@@ -75,7 +67,7 @@ async def test_demo_console_shows_every_service_live(demo_app: ConnApp) -> None:
 
 async def test_fault_keys_take_a_service_down_and_bring_it_back(demo_app: ConnApp) -> None:
     async with demo_app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: rows_up(demo_app), 10, "four services up")
+        await until(pilot, lambda: rows_up(demo_app), "four services up", within=10)
         await pilot.press("down", "down")
         assert demo_app.screen.query_one(ServiceTable).selected == "payments"
         await pilot.press("x")
@@ -85,10 +77,10 @@ async def test_fault_keys_take_a_service_down_and_bring_it_back(demo_app: ConnAp
         for _ in range(down):
             await pilot.press("down")
         await pilot.press("enter")
-        await until(pilot, lambda: "down" in health_of(demo_app, "payments"), 5, "payments down")
+        await until(pilot, lambda: "down" in health_of(demo_app, "payments"), "payments down", within=5)
         assert "up" in health_of(demo_app, "search"), "other services keep their state"
         await pilot.press("c")
-        await until(pilot, lambda: "up" in health_of(demo_app, "payments"), 5, "payments back up")
+        await until(pilot, lambda: "up" in health_of(demo_app, "payments"), "payments back up", within=5)
 
 
 async def test_help_opens_and_closes_from_the_keyboard(demo_app: ConnApp) -> None:
@@ -105,7 +97,7 @@ async def test_help_opens_and_closes_from_the_keyboard(demo_app: ConnApp) -> Non
 
 async def test_fault_modal_cancels_without_changing_anything(demo_app: ConnApp) -> None:
     async with demo_app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: rows_up(demo_app), 10, "four services up")
+        await until(pilot, lambda: rows_up(demo_app), "four services up", within=10)
         await pilot.press("x", "escape")
         assert not isinstance(demo_app.screen, FaultModal)
         await asyncio.sleep(2.5)
@@ -135,20 +127,20 @@ async def test_faults_are_named_in_words_and_shown_while_they_last(
         await pilot.press("enter")
 
     async with demo_app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: rows_up(demo_app), 10, "four services up")
+        await until(pilot, lambda: rows_up(demo_app), "four services up", within=10)
         line = demo_app.screen.query_one("#faults", Static)
         await pilot.press("down", "down")
         assert not line.display, "nothing injected, nothing shown"
         await inject("errors")
-        await until(pilot, lambda: "payments: 5xx in its traffic 20%" in toasts, 5, "the toast")
+        await until(pilot, lambda: "payments: 5xx in its traffic 20%" in toasts, "the toast", within=5)
         await inject("down")
-        await until(pilot, lambda: "payments: 5xx in its traffic 20%, health down" in toasts, 5,
-                    "both faults, in words")  # fmt: skip
+        await until(pilot, lambda: "payments: 5xx in its traffic 20%, health down" in toasts,
+                    "both faults, in words", within=5)  # fmt: skip
         assert not [t for t in toasts if "{" in t], "no Python dict on screen"
         assert line.display
         assert str(line.render()) == "⚡ demo faults in payments: 5xx in its traffic 20%, health down — c clears"
         await pilot.press("down")  # search has none
         assert not line.display
         await pilot.press("up", "c")
-        await until(pilot, lambda: "payments: faults cleared" in toasts, 5, "cleared")
+        await until(pilot, lambda: "payments: faults cleared" in toasts, "cleared", within=5)
         assert not line.display

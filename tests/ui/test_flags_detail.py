@@ -7,15 +7,13 @@ snapshot watcher does.
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.keys import _character_to_key
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from console.config import parse_config
 from console.engine.core import Engine
@@ -27,6 +25,7 @@ from console.ui.app import ConnApp
 from console.ui.modals.confirm import ConfirmModal
 from console.ui.modals.prompt import PromptModal
 from console.ui.screens.flags import FlagsScreen
+from tests.fixtures.pilot import open_flags, type_text, until
 
 pytestmark = pytest.mark.slow
 
@@ -72,29 +71,6 @@ async def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     monkeypatch.setattr(app, "notify", recording)
     yield app, store, other, toasts
     await store.close()
-
-
-async def type_text(pilot: Pilot[None], text: str) -> None:
-    for char in text:
-        await pilot.press(char if char.isalnum() else _character_to_key(char))
-
-
-async def until(pilot: Pilot[None], predicate: Callable[[], bool], what: str, within: float = 5) -> None:
-    start = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - start < within, f"not within {within}s: {what}"
-        await pilot.pause(0.05)
-
-
-async def open_flags(app: ConnApp, pilot: Pilot[None], row: str) -> FlagsScreen:
-    await pilot.press("f")
-    screen = app.screen
-    assert isinstance(screen, FlagsScreen)
-    names = [str(k.value) for k in screen.query_one(DataTable).rows]
-    for _ in range(names.index(row)):
-        await pilot.press("down")
-    assert screen.selected == row
-    return screen
 
 
 def detail(screen: FlagsScreen) -> str:

@@ -6,12 +6,10 @@ Each test asserts what ends up stored (events, the flagd file) and what is shown
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from textual.keys import _character_to_key
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
@@ -25,6 +23,7 @@ from console.ui.app import ConnApp
 from console.ui.modals.confirm import ConfirmModal
 from console.ui.modals.prompt import PromptModal
 from console.ui.screens.flags import FlagsScreen
+from tests.fixtures.pilot import open_flags, type_text, until
 
 pytestmark = pytest.mark.slow
 
@@ -57,29 +56,6 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[ConnApp, EventStore, Path
     await store.close()
 
 
-async def type_text(pilot: Pilot[None], text: str) -> None:
-    for char in text:
-        await pilot.press(char if char.isalnum() else _character_to_key(char))
-
-
-async def until(pilot: Pilot[None], predicate: Callable[[], bool], what: str, within: float = 5) -> None:
-    start = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - start < within, f"not within {within}s: {what}"
-        await pilot.pause(0.05)
-
-
-async def open_flags(app: ConnApp, pilot: Pilot[None], row: str = "calendar_refactor") -> FlagsScreen:
-    await pilot.press("f")
-    assert isinstance(app.screen, FlagsScreen)
-    screen = app.screen
-    names = [str(k.value) for k in screen.query_one(DataTable).rows]
-    for _ in range(names.index(row)):
-        await pilot.press("down")
-    assert screen.selected == row
-    return screen
-
-
 def cell(screen: FlagsScreen, row: str, column: str) -> str:
     return str(screen.query_one(DataTable).get_cell(row, column))
 
@@ -97,7 +73,7 @@ async def confirm_with(pilot: Pilot[None], app: ConnApp, reason: str, *, name: s
 async def test_f_opens_the_table_and_escape_goes_back(setup: tuple[ConnApp, EventStore, Path]) -> None:
     app, _, export = setup
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_flags(app, pilot)
+        screen = await open_flags(app, pilot, "calendar_refactor")
         assert [str(k.value) for k in screen.query_one(DataTable).rows] == ["calendar_refactor", "checkout_v2"]
         assert cell(screen, "checkout_v2", "state") == "enabled"
         assert cell(screen, "checkout_v2", "percent") == "0.5%"
@@ -114,7 +90,7 @@ async def test_f_opens_the_table_and_escape_goes_back(setup: tuple[ConnApp, Even
 async def test_space_toggles_after_a_confirmation_with_a_reason(setup: tuple[ConnApp, EventStore, Path]) -> None:
     app, store, export = setup
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_flags(app, pilot)
+        screen = await open_flags(app, pilot, "calendar_refactor")
         await pilot.press("space", "escape")  # cancelled: nothing changes
         assert isinstance(app.screen, FlagsScreen)
         assert len(await store.read_stream("flag/calendar_refactor")) == 1
@@ -175,7 +151,7 @@ async def test_k_kills_only_after_the_name_is_typed(setup: tuple[ConnApp, EventS
 async def test_e_shows_the_variant_and_reason_for_a_key(setup: tuple[ConnApp, EventStore, Path]) -> None:
     app, _, _ = setup
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_flags(app, pilot)
+        screen = await open_flags(app, pilot, "calendar_refactor")
         await pilot.press("e")
         assert isinstance(app.screen, PromptModal)
         await type_text(pilot, "user2")
