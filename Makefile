@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/flags.py
+	$(BIN)/python bench/history.py
 
 snapshots: $(STAMP)
 	$(BIN)/pytest -q tests/ui --snapshot-update

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from console.config import parse_config
-from console.engine.flags import FlagService
+from console.engine.core import Engine
+from console.engine.flags import SeedFlags, SetFlagPercent
 from console.model.clock import SystemClock
 from console.model.events import Actor
 from console.store import open_store
@@ -40,14 +41,14 @@ async def evaluations_per_second(group_size: int, tmp: str) -> float:
     config = parse_config(f'store = "sqlite:///{tmp}/eval-{group_size}.db"\n' + config_text(group_size))
     store = await open_store(config.store)
     try:
-        flags = FlagService(store=store, config=config, clock=SystemClock(), actor=Actor("bench"),
-                            export_path=Path(tmp) / f"flags-{group_size}.json")
-        await flags.load()
-        flags.evaluate("checkout_v2", "warm-up")
-        start = time.perf_counter()
-        for i in range(EVALUATIONS):
-            flags.evaluate("checkout_v2", f"user-{i}")
-        return EVALUATIONS / (time.perf_counter() - start)
+        async with Engine(config, store, clock=SystemClock(), actor=Actor("bench"), lead=False,
+                          follow=False, flag_file=Path(tmp) / f"flags-{group_size}.json") as engine:
+            await engine.execute(SeedFlags(), actor=engine.auto_actor)
+            engine.evaluate_flag("checkout_v2", "warm-up")
+            start = time.perf_counter()
+            for i in range(EVALUATIONS):
+                engine.evaluate_flag("checkout_v2", f"user-{i}")
+            return EVALUATIONS / (time.perf_counter() - start)
     finally:
         await store.close()
 
@@ -60,19 +61,20 @@ async def main() -> None:
                   f"(openfeature-flagd-core, {size}-key group + 10% fractional)")
         config = parse_config(f'store = "sqlite:///{tmp}/conn.db"\n' + config_text(GROUP_SIZES[-1]))
         store = await open_store(config.store)
-        flags = FlagService(store=store, config=config, clock=SystemClock(), actor=Actor("bench"),
-                            export_path=Path(tmp) / "flags.json")
-        await flags.load()
+        flag_file = Path(tmp) / "flags.json"
+        async with Engine(config, store, clock=SystemClock(), actor=Actor("bench"), lead=False,
+                          follow=False, flag_file=flag_file) as engine:
+            await engine.execute(SeedFlags(), actor=engine.auto_actor)
+            start = time.perf_counter()
+            for i in range(CHANGES):
+                await engine.execute(
+                    SetFlagPercent(flag="checkout_v2", percent=10 + (i % 2), reason="bench"))
+            elapsed = time.perf_counter() - start
+        print(f"change: {elapsed / CHANGES * 1000:.1f} ms per change (command: append + re-read + atomic export)")
         start = time.perf_counter()
-        for i in range(CHANGES):
-            await flags.set_percent("checkout_v2", 10 + (i % 2), reason="bench")
-        elapsed = time.perf_counter() - start
-        print(f"change: {elapsed / CHANGES * 1000:.1f} ms per change (append + re-read + atomic export)")
-        start = time.perf_counter()
-        again = FlagService(store=store, config=config, clock=SystemClock(), actor=Actor("bench"),
-                            export_path=Path(tmp) / "flags.json")
-        await again.load(export=False)
-        print(f"load: {(time.perf_counter() - start) * 1000:.1f} ms to fold {CHANGES + 2} events")
+        async with Engine(config, store, clock=SystemClock(), lead=False, follow=False,
+                          sync_flag_file=False, flag_file=flag_file):
+            print(f"load: {(time.perf_counter() - start) * 1000:.1f} ms to fold {CHANGES + 2} events")
         await store.close()
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Sequence
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -23,9 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from console.errors import ConfigError, ConfigNotFound
 from console.model.flags import FlagsConfig
 from console.model.keys import BINDING_IDS
+from console.model.text import suggest
 from console.model.thresholds import BUILTIN_SIGNALS, SignalName, SignalSpec, Threshold
 from console.model.units import Duration
-from console.paths import config_dir, default_store_url
+from console.paths import SQLITE_URL_PREFIX, config_dir, default_store_url, sqlite_url_path
 
 __all__ = ["BUILTIN_SIGNALS", "ConnConfig", "ServiceConfig", "SignalSpec", "Threshold", "load_config"]
 
@@ -135,6 +135,28 @@ class SourcesConfig(Strict):
     prometheus: PrometheusConfig | None = None
 
 
+class HistoryConfig(Strict):
+    """How long the leader keeps each service's signal history (see README: Signal history)."""
+
+    slices: Duration = 24 * 3600.0
+    """Keep the 10-second slices this long (default "24h")."""
+    rollups: Duration = 14 * 86400.0
+    """Keep the 1-minute roll-ups this long (default "14d")."""
+    sketches: Duration = 15 * 60.0
+    """Keep each slice's latency sketch this long (default "15m"); at least the longest
+    window a rule reads (5m today), so windows rebuild exactly after a change of leader."""
+
+    @model_validator(mode="after")
+    def _order(self) -> HistoryConfig:
+        if self.sketches < 300:
+            raise ValueError("sketches must be kept at least 5m (the longest window)")
+        if self.slices < self.sketches:
+            raise ValueError("slices must be kept at least as long as sketches")
+        if self.rollups < 60:
+            raise ValueError("rollups must be kept at least 1m")
+        return self
+
+
 class DefaultsConfig(Strict):
     """What applies to every service unless it says otherwise."""
 
@@ -155,6 +177,7 @@ class ConnConfig(Strict):
     profiles: dict[str, ProfileConfig] = Field(default_factory=dict)
     sources: SourcesConfig = SourcesConfig()
     flags: FlagsConfig = FlagsConfig()
+    history: HistoryConfig = HistoryConfig()
     theme: Literal["conn-dark", "conn-light", "conn-high-contrast"] = "conn-dark"
     """The console's colours (NO_COLOR in the environment turns colour off)."""
     keymap: dict[str, str] = Field(default_factory=dict)
@@ -163,15 +186,15 @@ class ConnConfig(Strict):
     @field_validator("store")
     @classmethod
     def _store_url(cls, value: str) -> str:
-        if value.startswith("sqlite:///"):
-            rest = value.removeprefix("sqlite:///")
-            if not rest.strip("/") or "?" in rest or "#" in rest:
-                raise ValueError(
-                    "a SQLite store URL is sqlite:/// and a file path, with no ?options "
-                    '(e.g. "sqlite:///var/lib/conn/conn.db" or "sqlite:///~/conn.db")'
-                )
-            path = Path(rest).expanduser() if rest.startswith("~") else Path("/" + rest.lstrip("/"))
-            return "sqlite:///" + str(path).lstrip("/")
+        try:
+            path = sqlite_url_path(value, expand_home=True)
+        except ValueError:
+            raise ValueError(
+                "a SQLite store URL is sqlite:/// and a file path, with no ?options "
+                '(e.g. "sqlite:///var/lib/conn/conn.db" or "sqlite:///~/conn.db")'
+            ) from None
+        if path is not None:
+            return SQLITE_URL_PREFIX + str(path).lstrip("/")
         if value.startswith(("postgresql://", "postgres://")):
             parts = urlsplit(value)
             try:
@@ -193,7 +216,7 @@ class ConnConfig(Strict):
         if unknown:
             raise ValueError(
                 "; ".join(
-                    f"{key!r} is not a binding id.{_suggestion(key, list(BINDING_IDS))}"
+                    f"{key!r} is not a binding id.{suggest(key, list(BINDING_IDS))}"
                     for key in unknown
                 )
                 + " (the README's keys table lists them)"
@@ -212,7 +235,7 @@ class ConnConfig(Strict):
                 if signal not in every_signal:
                     problems.append(
                         f"{where}.{signal}: no service has a signal called {signal!r}."
-                        + _suggestion(signal, sorted(every_signal))
+                        + suggest(signal, sorted(every_signal))
                     )
         for name, service in self.services.items():
             known = set(BUILTIN_SIGNALS) | set(service.signals)
@@ -221,17 +244,17 @@ class ConnConfig(Strict):
                     problems.append(
                         f"services.{name}.thresholds.{signal}: {name} has no signal called "
                         f"{signal!r} (built in: {', '.join(BUILTIN_SIGNALS)}; or define it under "
-                        f"[services.{name}.signals.{signal}])." + _suggestion(signal, sorted(known))
+                        f"[services.{name}.signals.{signal}])." + suggest(signal, sorted(known))
                     )
             if service.baseline is not None and service.baseline not in self.services:
                 problems.append(
                     f"services.{name}.baseline: {service.baseline!r} is not a service"
-                    + "." + _suggestion(service.baseline, list(self.services))
+                    + "." + suggest(service.baseline, list(self.services))
                 )
             if service.profile is not None and service.profile not in self.profiles:
                 problems.append(
                     f"services.{name}.profile: {service.profile!r} is not a profile"
-                    + "." + _suggestion(service.profile, list(self.profiles))
+                    + "." + suggest(service.profile, list(self.profiles))
                 )
             if self.sources.prometheus is None and (
                 any(s.promql for s in service.signals.values())
@@ -257,9 +280,7 @@ class ConnConfig(Strict):
     @property
     def store_path(self) -> Path | None:
         """The SQLite file, in embedded mode."""
-        if self.store.startswith("sqlite:///"):
-            return Path("/" + self.store.removeprefix("sqlite:///").lstrip("/"))
-        return None
+        return sqlite_url_path(self.store)  # validated above, so it cannot raise
 
 
 # --- loading -----------------------------------------------------------------
@@ -349,7 +370,7 @@ def describe_validation_errors(error: ValidationError, raw: Any) -> list[str]:
             known = _known_fields(loc[:-1])
             unknown = str(loc[-1])
             candidates = [k for k in known if not (isinstance(parent, dict) and k in parent)]
-            lines.append(f"{key}: unknown key.{_suggestion(unknown, candidates or known)}")
+            lines.append(f"{key}: unknown key.{suggest(unknown, candidates or known)}")
         elif kind == "missing":
             lines.append(f"{key}: required key is missing")
         elif "input" in item and kind not in ("model_type", "dict_type") and not isinstance(
@@ -435,6 +456,3 @@ class _DictOf:
         self.inner = inner
 
 
-def _suggestion(key: str, among: Sequence[str]) -> str:
-    match = get_close_matches(key, among, n=1)
-    return f" Did you mean {match[0]!r}?" if match else ""

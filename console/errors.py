@@ -10,6 +10,7 @@ callers handle one tree and messages speak the operator's language::
     ├── StoreError               the event store cannot be opened, read or written
     │   ├── NotAConnDatabase     the file exists but is not a Conn store
     │   ├── SchemaTooNew         the store was written by a newer Conn
+    │   ├── SchemaTooOld         the store predates this Conn: run `conn db migrate`
     │   ├── StateDirError        the state directory cannot be created or written
     │   ├── CorruptRow           a stored row cannot be read back (hand-edited, damaged)
     │   └── ConcurrencyError     an append lost the race: someone appended first
@@ -59,6 +60,15 @@ class NotAConnDatabase(StoreError):
 
 class SchemaTooNew(StoreError):
     """The store was written by a newer Conn; nothing was written."""
+
+
+class SchemaTooOld(StoreError):
+    """The store is at an older schema version than this Conn writes; nothing was written.
+
+    Refused rather than upgraded on the spot, because an upgrade is one-way:
+    older Conns sharing the store would then refuse it (SchemaTooNew). The
+    operator runs ``conn db migrate`` when every console can follow.
+    """
 
 
 class StateDirError(StoreError):

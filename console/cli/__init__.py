@@ -25,6 +25,7 @@ _MODULES = (
     "console.cli.status",
     "console.cli.check",
     "console.cli.audit",
+    "console.cli.db",
     "console.cli.flag",
     "console.cli.secret",
 )

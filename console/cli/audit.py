@@ -1,5 +1,9 @@
 """`conn audit`: print the event log, or verify its hash chain.
 
+Each line says what the event changed ("0% → 10%", "kill", "allowlist +qa-1"),
+in the words the console's activity pane uses (:mod:`console.model.describe`);
+``--json`` prints the stored event as it is, with that line as ``summary``.
+
 A chain shows edits, deletions in the middle and reordering, but not the
 loss of the newest events; so ``--verify`` prints the head (position and
 hash) for people to compare with a copy kept elsewhere.
@@ -15,8 +19,10 @@ from typing import Any
 
 from console.cli.common import add_config_option, command_context, fail
 from console.errors import CorruptRow
+from console.model.describe import describe_change
 from console.model.events import GENESIS_HASH, Event, check_stream_name, verify_chain
 from console.model.sanitize import clean_text
+from console.model.text import plural
 from console.secrets import redact
 
 
@@ -24,7 +30,10 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("audit", help="print the event log; --verify checks its hash chain")
     add_config_option(parser)
     parser.add_argument("--stream", metavar="S", help="only this stream, e.g. flag/checkout_v2")
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument(
+        "--json", action="store_true",
+        help="one JSON object per line: the stored event, plus a \"summary\" of what it changed",
+    )
     parser.add_argument(
         "--verify", action="store_true",
         help="recompute the hash chain and print its head (position and hash) to compare "
@@ -70,18 +79,25 @@ async def _audit(args: argparse.Namespace) -> int:
             events = await ctx.store.read_all()
         for event in events:
             if args.json:
-                print(redact(json.dumps(event.as_json(), ensure_ascii=False)))
+                row = {**event.as_json(), "summary": describe_change(event)}
+                print(redact(json.dumps(row, ensure_ascii=False)))
             else:
-                when = datetime.fromtimestamp(event.time, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-                because = f" — {event.reason}" if event.reason else ""
-                line = (
-                    f"{event.position:>6} {when} {event.stream} v{event.version} "
-                    f"{event.type} by {event.actor}{because}"
-                )
-                print(clean_text(redact(line), limit=500))
+                print(event_line(event))
         if not events and not args.json:
             print("(no events)")
     return 0
+
+
+def event_line(event: Event) -> str:
+    """One event as ``conn audit`` prints it: position, time, stream and version,
+    what changed (:func:`describe_change`), who, and why; clean and redacted."""
+    when = datetime.fromtimestamp(event.time, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    because = f" — {event.reason}" if event.reason else ""
+    line = (
+        f"{event.position:>6} {when} {event.stream} v{event.version} "
+        f"{describe_change(event)} by {event.actor}{because}"
+    )
+    return clean_text(redact(line), limit=500)
 
 
 def _print_head(args: argparse.Namespace, events: list[Event], url: str) -> None:
@@ -93,7 +109,7 @@ def _print_head(args: argparse.Namespace, events: list[Event], url: str) -> None
         ))
         return
     print(
-        f"audit chain ok: {len(events)} events verified; "
+        f"audit chain ok: {plural(len(events), 'event')} verified; "
         f"head position {position} hash {digest[:16]} ({url})"
     )
 

@@ -9,6 +9,7 @@ from typing import Any
 from console.cli.common import add_config_option
 from console.config import load_config
 from console.errors import ConfigError
+from console.model.text import plural
 
 
 def register(sub: Any) -> None:
@@ -26,6 +27,6 @@ def handle(args: argparse.Namespace) -> int:
     flags = len(config.flags.define)
     print(
         f"{path}: ok — environment {config.environment!r}, "
-        f"{len(config.services)} services, {flags} flags, store {config.store}"
+        f"{plural(len(config.services), 'service')}, {plural(flags, 'flag')}, store {config.store}"
     )
     return 0

@@ -15,13 +15,24 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from console.cli.common import add_config_option, command_context, fail
-from console.engine.flags import FlagService, FlagView
+from console.engine.commands import Command
+from console.engine.core import Engine
+from console.engine.flags import (
+    AllowFlagKeys,
+    DisableFlag,
+    EnableFlag,
+    ExportFlags,
+    FlagView,
+    KillFlag,
+    SeedFlags,
+    SetFlagPercent,
+)
+from console.engine.snapshot import FlagsView
 from console.errors import ActionError, CommandError
 from console.model.sanitize import clean_text
 from console.model.units import parse_percent
@@ -81,27 +92,32 @@ def handle(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     async with command_context(args) as ctx:
-        service = FlagService(store=ctx.store, config=ctx.config, clock=ctx.clock, actor=ctx.actor)
         command = args.flag_command
         # Reading never writes: list and eval neither append events nor touch the file.
         reading = command in ("list", "eval")
-        await service.load(seed=not reading, export=not reading)
-        if command == "list":
-            return _list(service, json_output=args.json)
-        if command == "eval":
-            return _eval(service, args.name, args.keys, json_output=args.json)
-        if command == "export":
-            status = await service.export(args.path, force=args.force)
-            print(f"wrote {status.path} (sha256 {status.sha256})")
-            return 0
-        return await _change(service, args)
+        engine = Engine(ctx.config, ctx.store, clock=ctx.clock, actor=ctx.actor, lead=False,
+                        follow=False, sync_flag_file=not reading)
+        async with engine:
+            if command == "list":
+                return _list(engine.snapshot.flag_state, json_output=args.json)
+            if command == "eval":
+                return _eval(engine, args.name, args.keys, json_output=args.json)
+            # A writer creates what the config defines first, as the leader would.
+            await engine.execute(SeedFlags(), actor=engine.auto_actor)
+            if command == "export":
+                result = await engine.execute(ExportFlags(path=args.path, force=args.force))
+                print(result.message)
+                return 0
+            return await _change(engine, args)
 
 
-def _change_plan(
-    service: FlagService, args: argparse.Namespace
-) -> tuple[str, Callable[[], Awaitable[FlagView]]]:
-    """What the command will do, in words, and the call that does it."""
-    view = service.view(args.name)
+def _flag(engine: Engine, name: str) -> FlagView:
+    return engine.flag(name)  # an unknown name: CommandError with a hint
+
+
+def _change_plan(engine: Engine, args: argparse.Namespace) -> tuple[str, Command]:
+    """What the command will do, in words, and the command that does it."""
+    view = _flag(engine, args.name)
     name, reason = args.name, args.reason
     command = args.flag_command
     if command == "set":
@@ -111,30 +127,30 @@ def _change_plan(
             raise CommandError(f"{name}: {e}") from e
         return (
             f"set {name} to {wanted} (now {view.percent_text})",
-            lambda: service.set_percent(name, args.percent, reason=reason),
+            SetFlagPercent(flag=name, percent=args.percent, reason=reason),
         )
     if command == "on":
         extra = " and lift its kill switch" if view.killed else ""
-        return f"enable {name}{extra}", lambda: service.enable(name, reason=reason)
+        return f"enable {name}{extra}", EnableFlag(flag=name, reason=reason)
     if command == "off":
-        return f"disable {name}", lambda: service.disable(name, reason=reason)
+        return f"disable {name}", DisableFlag(flag=name, reason=reason)
     if command == "kill":
         return (
             f"KILL {name}: everyone gets {view.off_variant!r}",
-            lambda: service.kill(name, reason=reason),
+            KillFlag(flag=name, reason=reason),
         )
     verb = "remove from" if args.remove else "add to"
     shown = ", ".join(args.keys[:5]) + (f" (+{len(args.keys) - 5} more)" if len(args.keys) > 5 else "")
     return (
         f"{verb} {name}'s allowlist: {shown}",
-        lambda: service.allow(name, args.keys, reason=reason, remove=args.remove),
+        AllowFlagKeys(flag=name, keys=tuple(args.keys), remove=args.remove, reason=reason),
     )
 
 
-async def _change(service: FlagService, args: argparse.Namespace) -> int:
+async def _change(engine: Engine, args: argparse.Namespace) -> int:
     if not args.reason.strip():
         raise CommandError("a reason is required: say why (it goes in the audit log)")
-    summary, call = _change_plan(service, args)
+    summary, command = _change_plan(engine, args)
     if not args.yes:
         answer = confirm(summary, type_name=args.name if args.flag_command == "kill" else None)
         if answer is None:
@@ -147,11 +163,11 @@ async def _change(service: FlagService, args: argparse.Namespace) -> int:
             print("cancelled; nothing changed")
             return 1
     try:
-        view = await call()
+        await engine.execute(command)
     except ActionError as e:
-        view = service.view(args.name)
-        print(_describe(view))
+        print(_describe(_flag(engine, args.name)))
         return fail(str(e))
+    view = _flag(engine, args.name)
     print(_describe(view))
     print(f"flag file {view.export.path}: {view.export.state}")
     return 0
@@ -193,17 +209,18 @@ def _when(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _list(service: FlagService, *, json_output: bool) -> int:
-    views = service.views()
-    status = service.export_status()
+def _list(state: FlagsView, *, json_output: bool) -> int:
+    views = state.flags
+    status = state.export
+    assert status is not None
     if json_output:
         print(json.dumps({
-            "evaluator_version": service.evaluator_version,
+            "evaluator_version": state.evaluator_version,
             "export": status.as_json(),
             "flags": [view.as_json() for view in views],
         }, indent=2, ensure_ascii=False))
         return 0
-    if not views and not service.unseeded():
+    if not views and not state.unseeded:
         print("(no flags: define them under [flags.define.NAME] in the config)")
     width = max([4, *(len(v.name) for v in views)])
     print(f"{'NAME':<{width}}  {'STATE':<8} {'PERCENT':>7}  {'ALLOW':>5}  LAST CHANGE")
@@ -215,7 +232,7 @@ def _list(service: FlagService, *, json_output: bool) -> int:
             f"{view.reason}"
         )
         print(clean_text(line, limit=300))
-    if pending := service.unseeded():
+    if pending := state.unseeded:
         print(clean_text(
             f"note: {len(pending)} flag(s) in the config are not in the log yet ({', '.join(pending)}); "
             "the leader (`conn agent` or a console) or any `conn flag` change creates them",
@@ -225,7 +242,7 @@ def _list(service: FlagService, *, json_output: bool) -> int:
         if view.evaluator_mismatch:
             print(clean_text(
                 f"note: {view.name} was last written with {_evaluator(view.evaluator_version)}; "
-                f"installed is {_evaluator(service.evaluator_version)} — bucketing may differ "
+                f"installed is {_evaluator(state.evaluator_version)} — bucketing may differ "
                 "(older flagd hashed the key's UTF-8 string, 2.x hashes its CBOR encoding); "
                 "check `conn flag eval`, then re-save the flag to record the new version",
                 limit=400,
@@ -240,10 +257,9 @@ def _evaluator(version: str) -> str:
     return f"openfeature-flagd-core {version}"
 
 
-def _eval(service: FlagService, name: str, keys: list[str], *, json_output: bool) -> int:
-    service.view(name)  # unknown flag: CommandError with a suggestion
+def _eval(engine: Engine, name: str, keys: list[str], *, json_output: bool) -> int:
     for key in keys:
-        result = service.evaluate(name, key)
+        result = engine.evaluate_flag(name, key)  # unknown flag: CommandError with a hint
         if json_output:
             print(json.dumps(result.as_json(), ensure_ascii=False))
         else:

@@ -15,6 +15,7 @@ from console import secrets
 from console.cli.common import add_config_option, fail
 from console.config import load_config
 from console.errors import ConfigError, ConfigNotFound
+from console.model.text import plural
 
 
 def register(sub: Any) -> None:
@@ -51,7 +52,8 @@ def handle(args: argparse.Namespace) -> int:
                 f"secret {args.name!r} is not set (keyring: {secrets.backend_name()}; "
                 f"environment: {secrets.env_var(args.name)})"
             )
-        print(f"{args.name}: set in {info.source}, {info.length} characters «secret:{args.name}»")
+        length = plural(info.length, "character")
+        print(f"{args.name}: set in {info.source}, {length} «secret:{args.name}»")
         return 0
     if command == "delete":
         if secrets.delete_secret(args.name):

@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from difflib import get_close_matches
 from typing import Any, Literal
 
 from console.errors import CommandError
+from console.model.text import suggest
 
 HealthFault = Literal["up", "degraded", "down"]
 
@@ -73,8 +73,7 @@ def parse_faults(raw: object) -> Faults:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in FAULT_KEYS:
-            near = get_close_matches(str(key), FAULT_KEYS, n=1)
-            hint = f" Did you mean {near[0]!r}?" if near else ""
+            hint = suggest(str(key), FAULT_KEYS)
             problems.append(
                 f"{str(key)[:60]!r}: unknown fault.{hint} Known: {', '.join(FAULT_KEYS)}"
             )

@@ -21,7 +21,6 @@ import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -32,6 +31,7 @@ from console.demo.faults import parse_faults
 from console.demo.service import DemoService
 from console.demo.traffic import Role, ServiceProfile
 from console.errors import CommandError, ConsoleError
+from console.model.text import suggest
 
 PROFILES: tuple[tuple[ServiceProfile, Role, bool], ...] = (
     # (profile, role, routed by the checkout_v2 flag)
@@ -169,8 +169,7 @@ class DemoFleet:
         try:
             return self._services[name]
         except KeyError:
-            near = get_close_matches(name, list(self._services), n=1)
-            hint = f" Did you mean {near[0]!r}?" if near else ""
+            hint = suggest(name, self._services)
             raise CommandError(
                 f"{name!r} is not a demo service.{hint} Services: {', '.join(self._services)}"
             ) from None

@@ -1,39 +1,62 @@
-"""The headless engine: leadership, probing, the live table, and snapshots for views.
+"""The headless engine: the coordinator of named parts.
 
-One engine per process. Exactly one engine per store leads (it holds the
-store's leader lock): it probes, queries Prometheus, folds samples into
-signals and writes the live table. Every other engine follows: it reads the
-live table and the event log. Operator commands from any engine are appended
-as events with the expected stream version.
+One engine per process. Its parts, each in its own module:
 
-Views (the Textual app, ``conn status``, ``conn watch``) iterate
-:meth:`Engine.snapshots` and call the command methods; they never touch the
-store, the prober or a lock themselves.
+- :mod:`~console.engine.commands` — every state change is a command run by
+  :meth:`Engine.execute`: checked once, attributed to an actor;
+- :mod:`~console.engine.projections` — each stream family folded by its
+  projection, loaded with one scan of the log and fed by one subscription
+  (flags: :mod:`~console.engine.flags`);
+- :mod:`~console.engine.leadership` — the store's lock and the leader's
+  duties, started and stopped together per term;
+- :mod:`~console.engine.sampling` — the leader's probing and Prometheus rounds;
+- :mod:`~console.engine.history` — the signal history the leader records and
+  a new leader restores its windows and timers from;
+- :mod:`~console.engine.supervisor` — task supervision and the one failure
+  policy of every loop;
+- :mod:`~console.engine.snapshot` — what views render.
+
+Exactly one engine per store leads; every other engine follows (reads the
+live table and the event log). Views (the Textual app, ``conn status``,
+``conn watch``) iterate :meth:`Engine.snapshots`, call :meth:`Engine.execute`
+and the query methods; they never touch the store, a source or a lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
 
 from pydantic import ValidationError
 
-from console.config import ConnConfig, ServiceConfig
-from console.engine.flags import FlagService
+from console.actions.flagd_file import FlagFile
+from console.config import ConnConfig
+from console.engine.commands import Command, CommandBus, CommandResult, Policy, automatic_actor
+from console.engine.flags import (
+    FlagCommands,
+    FlagProjection,
+    FlagView,
+    SeedFlags,
+)
+from console.engine.history import History, HistoryPoint
 from console.engine.identity import current_actor, process_label
-from console.engine.snapshot import Role, ServiceView, Snapshot, is_fresh
+from console.engine.leadership import Leadership
+from console.engine.projections import ProjectionSet
+from console.engine.sampling import Sampling
+from console.engine.snapshot import FlagsView, Role, ServiceView, Snapshot
+from console.engine.supervisor import Supervisor
 from console.errors import ConsoleError, StoreError
 from console.model.clock import Clock, SystemClock
-from console.model.events import Actor, Event
-from console.model.health import ProbeResult
-from console.model.live import ServiceLive
-from console.model.signals import ServiceSignals
-from console.secrets import get_secret
-from console.sources.probe import Prober, probe_forever
-from console.sources.prometheus import PrometheusSource
-from console.store.base import EventStore, LeaderLock
+from console.model.events import Actor
+from console.model.flagd import Evaluation
+from console.model.live import ServiceLive, current_writer
+from console.paths import state_dir
+from console.store.base import EventStore
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +64,9 @@ RECENT_EVENTS = 50
 """How many recent events a snapshot carries (for the activity panel)."""
 RETRY_MIN, RETRY_MAX = 0.5, 10.0
 """Seconds between attempts to reach a store that stopped answering (doubling)."""
+
+EngineState = Literal["created", "starting", "running", "stopping", "stopped"]
+"""The engine's lifecycle: each state is entered once, in this order."""
 
 
 class Engine:
@@ -50,10 +76,16 @@ class Engine:
         config: the validated config.
         store: an open event store; the engine does not close it.
         clock: the time source for samples, events and windows.
-        actor: who operator commands are attributed to (default: the OS user).
+        actor: who this console's operator commands are attributed to (default: the OS user).
         lead: whether this engine competes for leadership (False: always a follower).
+        follow: whether it follows the log and the live table after loading
+            (False for one-shot CLI commands: load, act, exit).
+        sync_flag_file: write this machine's flagd file when it is missing or
+            stale (False for readers, which only check it).
+        read_only: refuse every command that changes state.
         retry_leadership: seconds between attempts to take the leader lock.
         follow_interval: seconds between reads of the live table as a follower.
+        flag_file: overrides the config's flag export path (tests, the demo).
     """
 
     def __init__(
@@ -64,43 +96,62 @@ class Engine:
         clock: Clock | None = None,
         actor: Actor | None = None,
         lead: bool = True,
+        follow: bool = True,
+        sync_flag_file: bool = True,
+        read_only: bool = False,
         retry_leadership: float = 1.0,
         follow_interval: float = 0.5,
+        flag_file: Path | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.actor = actor or current_actor()
+        """Who this console's operator commands are attributed to."""
+        self.auto_actor = automatic_actor()
+        """Who the leader's own decisions are attributed to (``conn-auto@host pid N``)."""
         self.label = process_label()
-        self.flags = FlagService(store=store, config=config, clock=self.clock, actor=self.actor)
-        self._lead = lead
+        self.state: EngineState = "created"
+        self._lead, self._follow, self._sync_flag_file = lead, follow, sync_flag_file
         self._retry_leadership = retry_leadership
         self._follow_interval = follow_interval
-        self._lock: LeaderLock | None = None
+        self._supervisor = Supervisor(self._task_failed)
+
+        # Features: a projection and its command handlers, one line each.
+        self._flags = FlagProjection(config.flags)
+        self.projections = ProjectionSet([self._flags], recent=RECENT_EVENTS)
+        self.flag_file = FlagFile(  # this machine's flagd file (its status is in snapshots)
+            flag_file or config.flags.export_path(state_dir()),
+            document=self._flags.document, has_flags=lambda: bool(self._flags.flags.flags),
+        )
+        self._bus = CommandBus(policy=Policy(read_only=read_only))
+        self._bus.register(FlagCommands(
+            store=store, projections=self.projections, flags=self._flags,
+            export=self.flag_file, clock=self.clock,
+        ).handlers())
+
+        tick = min((spec.interval for spec in config.services.values()), default=5.0)
+        self.history = History(config.history, store, self.clock, tick=min(tick, 5.0))
+        self._leadership: Leadership | None = None
+        self._leadership_task: asyncio.Task[None] | None = None
+        self._sampling: Sampling | None = None
         self._role: Role = "starting"
-        self._signals: dict[str, ServiceSignals] = {}
         self._views: dict[str, ServiceView] = {
-            name: ServiceView(name=name, interval=spec.interval)
+            name: ServiceView(name=name, interval=spec.interval, timeout=spec.timeout)
             for name, spec in config.services.items()
         }
-        self._recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
         self._problems: dict[str, str] = {}
-        self._stopping = False
-        self._giving_up: asyncio.Future[None] | None = None
+        self._role_listeners: list[Callable[[Role], None]] = []
         self.failed = asyncio.Event()
         """Set when an engine task died: the engine no longer does its job."""
         self.failure: str | None = None
         """Why :attr:`failed` is set."""
-        self._position = 0
+        self._giving_up: asyncio.Task[None] | None = None
+        self._flags_view: tuple[int, FlagsView] | None = None
         self._snapshot = self._build()
         self._changed = asyncio.Condition()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._leader_tasks: list[asyncio.Task[None]] = []
-        self._prober: Prober | None = None
-        self._prometheus: PrometheusSource | None = None
-        self._role_listeners: list[Callable[[Role], None]] = []
 
-    # --- lifecycle ---------------------------------------------------------------
+    # --- lifecycle -------------------------------------------------------------------
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -110,72 +161,162 @@ class Engine:
         await self.stop()
 
     async def start(self) -> None:
-        """Load state from the log, then start following (and competing to lead)."""
-        # Followers only read; the leader seeds the config's flags when it takes over.
-        await self.flags.load(seed=False)
-        # Only the tail: the activity panel shows the last few, following starts after them.
-        tail = await self.store.read_tail(RECENT_EVENTS)
-        self._recent.extend(tail)
-        self._position = tail[-1].position if tail else 0
-        await self._read_live()
+        """Load every projection with one scan, then follow (and compete to lead).
+
+        Raises:
+            RuntimeError: the engine was started before (an engine starts once).
+            StoreError: the log cannot be read.
+        """
+        if self.state != "created":
+            raise RuntimeError(f"the engine is {self.state}; an engine starts once")
+        self.state = "starting"
+        try:
+            await self.projections.load(self.store)
+            if self._sync_flag_file:
+                await self.flag_file.sync()
+            else:
+                await self.flag_file.check()
+            if self._follow:
+                await self._read_live()
+        except BaseException:
+            self.state = "stopped"
+            raise
         self._role = "follower"
-        self._spawn(self._follow_events(), "follow-events")
-        self._spawn(self._follow_live(), "follow-live")
+        if self._follow:
+            self._supervisor.spawn(self._follow_events(), "follow-events")
+            self._supervisor.spawn(self._follow_live(), "follow-live")
         if self._lead:
-            self._lock = self.store.leader_lock()
-            self._spawn(self._compete(), "leadership")
+            self._leadership = Leadership(
+                self.store.leader_lock(), start_term=self._start_term,
+                on_change=self._leading_changed,
+                report=lambda problem: self._set_problem("lead", problem),
+                retry=self._retry_leadership,
+            )
+            self._leadership_task = self._supervisor.spawn(self._leadership.run(), "leadership")
+        self.state = "running"
         await self._publish()
 
     async def stop(self) -> None:
-        """Stop every task, give up leadership and close sources (idempotent)."""
-        self._stopping = True
-        tasks = self._tasks + self._leader_tasks
-        self._tasks, self._leader_tasks = [], []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._close_sources()
-        if self._lock is not None:
-            await self._lock.release()
-        self._role = "starting"
-
-    def _spawn(self, coro: Awaitable[None], name: str, *, leader: bool = False) -> None:
-        task = asyncio.ensure_future(coro)
-        task.set_name(f"engine:{name}")
-        task.add_done_callback(self._task_ended)
-        (self._leader_tasks if leader else self._tasks).append(task)
-
-    def _task_ended(self, task: asyncio.Task[None]) -> None:
-        # Engine tasks run forever; one that ends on its own is a bug to see, not to
-        # hide. The engine stops trusting itself: the view says so, `failed` is set
-        # (conn agent exits non-zero so systemd restarts it) and leadership is given
-        # up so a healthy process can take over.
-        if task.cancelled() or self._stopping:
+        """Stop every task, end the leadership term, give up the lock (idempotent)."""
+        if self.state in ("stopping", "stopped"):
             return
-        error = task.exception()
-        name = task.get_name().removeprefix("engine:")
-        if error is not None:
-            log.error("engine task %s failed", name, exc_info=error)
-            why = f"{type(error).__name__}: {error}"
-        else:
-            log.error("engine task %s ended unexpectedly", name)
-            why = "ended unexpectedly"
+        if self.state == "created":
+            self.state = "stopped"
+            return
+        self.state = "stopping"
+        await self._stop_leading()
+        await self._supervisor.stop()
+        if self._giving_up is not None:
+            await asyncio.gather(self._giving_up, return_exceptions=True)
+        self._role = "starting"
+        self.state = "stopped"
+
+    async def _stop_leading(self) -> None:
+        """Cancel before release: the competing task, then the term's duties, then the lock."""
+        task, self._leadership_task = self._leadership_task, None
+        if task is not None:
+            await self._supervisor.cancel([task])
+        if self._leadership is not None:
+            await self._leadership.end()
+
+    def _task_failed(self, name: str, why: str) -> None:
+        # An engine task that ends by itself is a bug: the engine stops trusting itself,
+        # the view says so, `failed` is set (conn agent exits non-zero so systemd
+        # restarts it) and leadership is given up so a healthy process can take over.
         self.failure = f"engine task {name} failed ({why}); restart conn"
         self._problems["engine"] = self.failure
         self.failed.set()
-        self._giving_up = asyncio.ensure_future(self._give_up_leadership())
+        if self.state == "running" and self._giving_up is None:
+            self._giving_up = asyncio.get_running_loop().create_task(self._give_up())
 
-    async def _give_up_leadership(self) -> None:
-        if self._lock is not None:
-            await self._lock.release()
-        for task in self._tasks:
-            if task.get_name() == "engine:leadership":
-                task.cancel()
-        if self._role == "leader":
-            await self._become_follower()
+    async def _give_up(self) -> None:
+        await self._stop_leading()
         await self._publish()
 
-    # --- state for views ----------------------------------------------------------
+    # --- leading ---------------------------------------------------------------------
+
+    async def _start_term(self, stack: contextlib.AsyncExitStack) -> None:
+        """The leader's duties, in order; anything raising leaves nothing running."""
+        sampling = Sampling(
+            self.config, clock=self.clock, supervisor=self._supervisor,
+            on_live=self._write_live,
+            report=lambda problem: self._set_problem("prometheus", problem),
+        )
+        await sampling.open(stack)  # a source that cannot start fails here, before any probe
+        await self.history.restore(sampling.signals)
+        try:
+            await self.execute(SeedFlags(), actor=self.auto_actor)
+        except ConsoleError as e:
+            log.warning("could not create the config's flags: %s", e)
+        with contextlib.suppress(ConsoleError):
+            await self.flag_file.sync()
+        self._sampling = sampling
+        stack.callback(setattr, self, "_sampling", None)
+        stack.callback(self._set_problem, "prometheus", None)
+        sampling.start(stack)
+        self.history.start(
+            stack, sampling.signals, self._supervisor,
+            report=lambda problem: self._set_problem("history", problem),
+        )
+
+    async def _leading_changed(self, leading: bool) -> None:
+        if leading:
+            log.info("this process (%s) is now the leader of %s", self.label, self.store.url)
+        else:
+            log.warning("this process (%s) lost leadership of %s", self.label, self.store.url)
+        self._role = "leader" if leading else "follower"
+        for listener in self._role_listeners:
+            listener(self._role)
+        await self._publish()
+
+    async def _write_live(self, name: str, live: ServiceLive, at: float) -> None:
+        self._views[name] = replace(
+            self._views[name], live=live, updated_at=at, writer=self.label, problem=None
+        )
+        try:
+            await self.store.write_live(name, live.model_dump(mode="json"), at=at, writer=self.label)
+            self._set_problem("write", None)
+        except StoreError as e:
+            # Probing goes on and this console still shows the values; followers cannot.
+            self._set_problem("write", f"cannot write the live table: {e}")
+        await self._publish()
+
+    # --- commands and queries ----------------------------------------------------------
+
+    async def execute(self, command: Command, *, actor: Actor | None = None) -> CommandResult:
+        """Run ``command`` as ``actor`` (default: this console's operator); see :mod:`commands`.
+
+        Raises:
+            CommandError, ConcurrencyError, ActionError: as the command's handler says.
+        """
+        result = await self._bus.execute(command, actor or self.actor)
+        await self._publish()
+        return result
+
+    def flag(self, name: str) -> FlagView:
+        """One flag as it is now (a query).
+
+        Raises:
+            CommandError: no such flag; the message suggests a near name.
+        """
+        return self._flags.view(name, self.flag_file.status)
+
+    async def check_flag_file(self) -> None:
+        """Look at this machine's flagd file again (edited by hand?) and show what is found."""
+        await self.flag_file.check()
+        await self._publish()
+
+    def evaluate_flag(self, name: str, key: str) -> Evaluation:
+        """What flagd answers for ``key`` on flag ``name`` now (a query: nothing is recorded)."""
+        return self._flags.evaluate(name, key)
+
+    async def history_of(
+        self, service: str, signal: str, since: float, until: float | None = None
+    ) -> list[HistoryPoint]:
+        """A signal's recorded values (10 s slices, or 1-minute roll-ups for long ranges)."""
+        return await self.history.points(service, signal, since, until)
+
+    # --- state for views -----------------------------------------------------------------
 
     @property
     def role(self) -> Role:
@@ -200,25 +341,38 @@ class Engine:
         """Call ``listener(role)`` whenever this engine becomes leader or follower."""
         self._role_listeners.append(listener)
 
+    def _flag_state(self) -> FlagsView:
+        """The flags part of the snapshot, rebuilt only when a flag or the file changed."""
+        key = hash((self.projections.revision, self.flag_file.status))
+        if self._flags_view is None or self._flags_view[0] != key:
+            self._flags_view = (key, FlagsView(
+                flags=self._flags.views(self.flag_file.status),
+                export=self.flag_file.status,
+                evaluator_version=self._flags.evaluator_version,
+                unseeded=self._flags.unseeded(),
+                groups=self._flags.group_names(),
+            ))
+        return self._flags_view[1]
+
     def _build(self) -> Snapshot:
-        holder = self.label if self._role == "leader" else self._leader_from_rows()
+        holder = self.label if self._role == "leader" else current_writer(
+            ((v.writer, v.updated_at, v.interval, v.timeout) for v in self._views.values()),
+            self.clock.now(),
+        )
+        problems = list(self._problems.values())
+        problems += [str(skipped) for skipped in self.projections.skipped]
+        flags = self._flag_state()
         return Snapshot(
             environment=self.config.environment,
             store_url=self.store.url,
             role=self._role,
             leader=holder,
             services=tuple(self._views[name] for name in self.config.services),
-            flags=self.flags.views(),
-            recent_events=tuple(self._recent),
-            problem="; ".join(self._problems.values()) or None,
+            flags=flags.flags,
+            flag_state=flags,
+            recent_events=tuple(self.projections.recent),
+            problem="; ".join(problems) or None,
         )
-
-    def _leader_from_rows(self) -> str | None:
-        now = self.clock.now()
-        fresh = [v for v in self._views.values() if v.writer and is_fresh(v.updated_at, v.interval, now)]
-        if not fresh:
-            return None
-        return max(fresh, key=lambda v: v.updated_at or 0.0).writer
 
     async def _publish(self) -> None:
         snapshot = self._build()
@@ -227,25 +381,39 @@ class Engine:
                 self._snapshot = snapshot
                 self._changed.notify_all()
 
-    # --- following ------------------------------------------------------------------
+    def _set_problem(self, part: str, problem: str | None) -> None:
+        """Record (or with None, clear) why what is shown may not be current."""
+        before = self._problems.get(part)
+        if problem is None:
+            if self._problems.pop(part, None) is not None:
+                log.info("%s works again", part)
+        elif before != problem:
+            log.warning("%s", problem)
+            self._problems[part] = problem
+        if before != self._problems.get(part):
+            self._publish_soon()
+
+    def _publish_soon(self) -> None:
+        with contextlib.suppress(RuntimeError):  # no loop: the next publish carries it
+            asyncio.get_running_loop().create_task(self._publish())
+
+    # --- following -------------------------------------------------------------------------
 
     async def _follow_events(self) -> None:
         backoff = RETRY_MIN
         while True:
             try:
-                async for event in self.store.subscribe(after=self._position):
+                async for event in self.store.subscribe(after=self.projections.position):
                     backoff = RETRY_MIN
-                    await self._store_ok("events")
-                    self._position = event.position
-                    self._recent.append(event)
-                    if event.stream.startswith("flag/") and self.flags.apply(event):
+                    self._set_problem("events", None)
+                    if self.projections.apply(event) and self.projections.owner(event.stream) is self._flags:
                         # Keep this machine's flag file in step with changes made
                         # elsewhere; never overwrites a hand-edited file.
-                        await self.flags.sync_export()
+                        await self.flag_file.sync()
                     await self._publish()
             except StoreError as e:
                 # Resubscribe from the last event seen: nothing is skipped or repeated.
-                await self._store_failed("events", f"cannot read the event log: {e}")
+                self._set_problem("events", f"cannot read the event log: {e}")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, RETRY_MAX)
 
@@ -255,21 +423,10 @@ class Engine:
             if self._role != "leader":
                 try:
                     await self._read_live()
-                    await self._store_ok("live")
+                    self._set_problem("live", None)
                 except StoreError as e:
-                    await self._store_failed("live", f"cannot read the live table: {e}")
+                    self._set_problem("live", f"cannot read the live table: {e}")
                 await self._publish()
-
-    async def _store_failed(self, part: str, problem: str) -> None:
-        if self._problems.get(part) != problem:
-            log.warning("%s", problem)
-        self._problems[part] = problem
-        await self._publish()
-
-    async def _store_ok(self, part: str) -> None:
-        if self._problems.pop(part, None) is not None:
-            log.info("the store answers again (%s)", part)
-            await self._publish()
 
     async def _read_live(self) -> None:
         rows = await self.store.read_live()
@@ -282,160 +439,6 @@ class Engine:
                 problem = None
             except ValidationError:
                 live, problem = None, "live row unreadable (written by another Conn version?)"
-            self._views[name] = ServiceView(
-                name=name, interval=view.interval, live=live,
-                updated_at=row.updated_at, writer=row.writer, problem=problem,
+            self._views[name] = replace(
+                view, live=live, updated_at=row.updated_at, writer=row.writer, problem=problem
             )
-
-    # --- leading ----------------------------------------------------------------------
-
-    async def _compete(self) -> None:
-        assert self._lock is not None
-        while True:
-            try:
-                acquired = await self._lock.try_acquire()
-            except StoreError as e:
-                log.warning("leadership check failed: %s", e)
-                acquired = False
-            if acquired and self._role != "leader":
-                try:
-                    await self._become_leader()
-                except ConsoleError as e:
-                    # A source that cannot start (a bad CA bundle, …): stay a follower
-                    # and let another process lead rather than lead half-blind.
-                    log.error("cannot lead: %s", e)
-                    await self._store_failed("lead", f"cannot lead: {e}")
-                    await self._become_follower()
-                    await self._lock.release()
-                else:
-                    await self._store_ok("lead")
-            elif not acquired and self._role == "leader":
-                await self._become_follower()
-            await asyncio.sleep(self._retry_leadership)
-
-    async def _become_leader(self) -> None:
-        log.info("this process (%s) is now the leader of %s", self.label, self.store.url)
-        self._role = "leader"
-        try:
-            await self.flags.seed()
-            await self.flags.sync_export()
-        except ConsoleError as e:
-            log.warning("could not create the config's flags: %s", e)
-        self._prober = Prober(clock=self.clock)
-        await self._prober.__aenter__()
-        for name, spec in self.config.services.items():
-            self._signals[name] = self._accumulator(name, spec)
-            self._spawn(self._probe_loop(name, spec), f"probe:{name}", leader=True)
-        prometheus = self.config.sources.prometheus
-        if prometheus is not None:
-            self._prometheus = PrometheusSource(prometheus, secret_lookup=get_secret)
-            await self._prometheus.__aenter__()
-            self._spawn(self._query_loop(), "prometheus", leader=True)
-        self._notify_role()
-        await self._publish()
-
-    async def _become_follower(self) -> None:
-        log.warning("this process (%s) lost leadership of %s", self.label, self.store.url)
-        self._role = "follower"
-        tasks, self._leader_tasks = self._leader_tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._close_sources()
-        self._notify_role()
-        await self._publish()
-
-    def _notify_role(self) -> None:
-        for listener in self._role_listeners:
-            listener(self._role)
-
-    async def _close_sources(self) -> None:
-        if self._prober is not None:
-            prober, self._prober = self._prober, None
-            await prober.__aexit__(None, None, None)
-        if self._prometheus is not None:
-            prometheus, self._prometheus = self._prometheus, None
-            await prometheus.__aexit__(None, None, None)
-
-    def _accumulator(self, name: str, spec: ServiceConfig) -> ServiceSignals:
-        prometheus = self.config.sources.prometheus
-        return ServiceSignals(
-            name,
-            interval=spec.interval,
-            thresholds=self.config.thresholds_for(name),
-            signals=spec.signals,
-            baseline=spec.baseline,
-            prometheus=[k for k, q in spec.queries.model_dump().items() if q] if prometheus else (),
-            prometheus_interval=prometheus.interval if prometheus else 15.0,
-        )
-
-    async def _probe_loop(self, name: str, spec: ServiceConfig) -> None:
-        assert self._prober is not None
-
-        async def record(result: ProbeResult) -> None:
-            self._signals[name].record_probe(result)
-            await self._write_live(name)
-
-        await probe_forever(self._prober, name, spec, record)
-
-    async def _query_loop(self) -> None:
-        prometheus_config = self.config.sources.prometheus
-        assert self._prometheus is not None
-        assert prometheus_config is not None
-        source = self._prometheus
-        while True:
-            # All services at once, so a round takes one query's time, not N of them.
-            names = list(self.config.services)
-            rounds = await asyncio.gather(
-                *(source.query_service(name, self.config.services[name]) for name in names),
-                return_exceptions=True,
-            )
-            at = self.clock.now()
-            for name, results in zip(names, rounds, strict=True):
-                if isinstance(results, BaseException):
-                    if not isinstance(results, ConsoleError):
-                        raise results
-                    log.warning("Prometheus round for %s failed: %s", name, results)
-                    continue
-                for signal, value in results.items():
-                    if isinstance(value, ConsoleError):
-                        self._signals[name].record_query(signal, None, at, error=str(value))
-                    else:
-                        self._signals[name].record_query(signal, value, at)
-                if results:
-                    await self._write_live(name)
-            await asyncio.sleep(prometheus_config.interval)
-
-    async def _write_live(self, name: str) -> None:
-        now = self.clock.now()
-        live = self._signals[name].snapshot(now)
-        view = self._views[name]
-        self._views[name] = ServiceView(
-            name=name, interval=view.interval, live=live, updated_at=now, writer=self.label
-        )
-        try:
-            await self.store.write_live(
-                name, live.model_dump(mode="json"), at=now, writer=self.label
-            )
-            await self._store_ok("write")
-        except StoreError as e:
-            # Probing goes on and this console still shows the values; followers cannot.
-            await self._store_failed("write", f"cannot write the live table: {e}")
-        await self._publish()
-
-    # --- one-shot use (conn status) -----------------------------------------------------
-
-    async def probe_once(self, names: Sequence[str] | None = None) -> dict[str, ServiceLive]:
-        """Probe services once (all by default), without leading or writing anything."""
-        wanted = list(self.config.services) if names is None else list(names)
-        async with Prober(clock=self.clock) as prober:
-            async def one(name: str, spec: ServiceConfig) -> tuple[str, ServiceLive]:
-                signals = self._accumulator(name, spec)
-                signals.record_probe(await prober.probe(name, spec))
-                return name, signals.snapshot(self.clock.now())
-
-            pairs = await asyncio.gather(
-                *(one(name, self.config.services[name]) for name in wanted)
-            )
-        return dict(pairs)
-

@@ -1,36 +1,43 @@
-"""Flag commands for every caller: the screen, the CLI and (later) rollout stages.
+"""Flags, the first projection: the fold of ``flag/``, its commands and its flagd file.
 
 State comes only from the event log (``flag/<name>``, groups on
 ``flag/@<group>``); config seeds a flag or group once, when it has no stream.
-Every command appends one event carrying the expected stream version (so of
-two operators changing one flag, the second is told who changed it first),
-then rewrites the whole flagd file atomically. When that write fails the
-change stays recorded, the error is raised after the append and shown in
-:meth:`FlagService.views`, and the next change (or ``export``) tries again.
-A file changed outside Conn is never overwritten unless forced.
+Every change is a command (:class:`SetFlagPercent`, :class:`KillFlag`, …)
+executed through the engine's command bus, which appends one event carrying
+the expected stream version (so of two operators changing one flag, the
+second is told who changed it first), then rewrites the whole flagd file
+atomically. When that write fails the change stays recorded, the error is
+raised after the append and shown in the export status, and the next change
+(or ``export``) tries again. A file changed outside Conn is never
+overwritten unless forced.
+
+This module is the worked example of a feature: a projection class
+(:class:`FlagProjection`), command types, and handlers (:class:`FlagCommands`)
+registered on the bus; the engine adds one line for each.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.metadata
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 
-from console.actions.files import FileConflict, check_owned, sha256, write_owned
-from console.config import ConnConfig
-from console.errors import ActionError, CommandError, ConcurrencyError, StoreError
+from console.actions.flagd_file import ExportStatus, FlagFile
+from console.engine.commands import Command, CommandResult, Handler
+from console.engine.projections import ProjectionSet
+from console.errors import ActionError, CommandError, ConcurrencyError
 from console.model.clock import Clock
 from console.model.events import Actor, Event, NewEvent
-from console.model.flagd import Evaluation, FlagEvaluator, flagd_document, render_document
+from console.model.flagd import Evaluation, FlagEvaluator, flagd_document
 from console.model.flags import (
     FLAG_STREAM,
     GROUP_STREAM,
     MAX_KEYS,
+    FlagsConfig,
     FlagSet,
     FlagState,
     check_key,
@@ -41,18 +48,12 @@ from console.model.flags import (
     suggest,
 )
 from console.model.units import parse_percent
-from console.paths import state_dir
 from console.secrets import redact
 from console.store.base import EventStore
 
 log = logging.getLogger(__name__)
 
 EVALUATOR_PACKAGE = "openfeature-flagd-core"
-MAX_REASON = 4000
-_READ_PAGE = 1000
-
-ExportState = Literal["ok", "pending", "edited", "error"]
-
 
 def evaluator_version() -> str:
     """The installed openfeature-flagd-core version, recorded on every flag change."""
@@ -60,23 +61,6 @@ def evaluator_version() -> str:
         return importlib.metadata.version(EVALUATOR_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-@dataclass(frozen=True)
-class ExportStatus:
-    """Whether the flagd file on disk says what the log says."""
-
-    path: str
-    state: ExportState
-    """ok: up to date; pending: not written yet or stale; edited: changed outside
-    Conn (not overwritten); error: the last write failed."""
-    message: str = ""
-    sha256: str | None = None
-    """Hash of what Conn last wrote there (also in ``<path>.sha256``)."""
-
-    def as_json(self) -> dict[str, Any]:
-        return {"path": self.path, "state": self.state, "message": self.message,
-                "sha256": self.sha256}
 
 
 @dataclass(frozen=True)
@@ -137,111 +121,81 @@ class FlagView:
         }
 
 
-class FlagService:
-    """Flags for one engine: folded from the log, changed by commands, exported as flagd JSON.
+# --- the projection ---------------------------------------------------------------
 
-    Args:
-        store: the event store.
-        config: the validated config (its ``[flags]`` section is read).
-        clock: the time stamped on events.
-        actor: who commands are attributed to.
-        export_path: overrides the config's export path (tests, the demo).
+
+class FlagProjection:
+    """The fold of every ``flag/`` stream, and the views made from it (cached per change).
+
+    Views are rebuilt only when a flag event changes the state, never per
+    snapshot: the union of a 10k-key group with an allowlist is computed once.
     """
 
-    def __init__(
-        self,
-        *,
-        store: EventStore,
-        config: ConnConfig,
-        clock: Clock,
-        actor: Actor,
-        export_path: Path | None = None,
-    ) -> None:
-        self._store = store
-        self._config = config.flags
-        self._clock = clock
-        self._actor = actor
-        self.export_path = export_path or self._config.export_path(state_dir())
-        self.evaluator_version = evaluator_version()
-        self._flags = FlagSet()
+    prefix = FLAG_STREAM
+
+    def __init__(self, config: FlagsConfig, *, evaluator: str | None = None) -> None:
+        self.config = config
+        self.evaluator_version = evaluator or evaluator_version()
+        self.flags = FlagSet()
+        self._views: dict[str, FlagView] | None = None
+        self._views_export: ExportStatus | None = None
         self._evaluator: FlagEvaluator | None = None
-        self._status = ExportStatus(str(self.export_path), "pending", "not checked yet")
-
-    # --- reading --------------------------------------------------------------
-
-    async def load(self, *, export: bool = True, seed: bool = True) -> None:
-        """Fold every flag stream, seed what config defines and the log lacks, sync the file.
-
-        Args:
-            export: also write the flagd file when it is missing or stale (never
-                when edited outside Conn); False for read-only commands.
-            seed: append what the config defines and the log lacks (see :meth:`seed`);
-                False for readers — reading never writes to the audit log.
-        """
-        after, flags = 0, FlagSet()
-        while True:
-            page = await self._store.read_all(after=after, limit=_READ_PAGE)
-            flags = self._fold(page, flags)
-            if len(page) < _READ_PAGE:
-                break
-            after = page[-1].position
-        self._set(flags)
-        if seed:
-            await self.seed()
-        if export:
-            await self.sync_export()
-        else:
-            await self.check_export()
 
     def apply(self, event: Event) -> bool:
-        """Fold an event from ``store.subscribe`` (others' changes); True if state changed.
-
-        Does no I/O: call :meth:`sync_export` afterwards to bring the file up to date.
-        An event this Conn cannot read is logged and skipped, so following never stops.
-        """
-        try:
-            flags = self._fold([event], self._flags)
-        except StoreError as e:
-            log.warning("skipping an unreadable flag event: %s", e)
+        flags = self.flags.apply(event)
+        if flags is self.flags:
             return False
-        if flags is self._flags:
-            return False
-        self._set(flags)
-        if self._status.state == "ok":
-            self._status = replace(self._status, state="pending", message="flags changed elsewhere")
+        self.flags = flags
+        self._views = None
+        self._evaluator = None
         return True
 
-    def views(self) -> tuple[FlagView, ...]:
-        """Every flag, by name."""
-        return tuple(self.view(name) for name in sorted(self._flags.flags))
+    # --- reading ------------------------------------------------------------------
 
-    def view(self, name: str) -> FlagView:
+    def views(self, export: ExportStatus) -> tuple[FlagView, ...]:
+        """Every flag, by name (the same tuple until a flag or the export status changes)."""
+        return tuple(self._cached(export).values())
+
+    def view(self, name: str, export: ExportStatus) -> FlagView:
         """One flag. Raises CommandError (with a suggestion) for an unknown name."""
-        record = self._flags.flags.get(name)
-        if record is None:
-            raise self._unknown(name)
+        view = self._cached(export).get(name)
+        if view is None:
+            raise self.unknown(name)
+        return view
+
+    def _cached(self, export: ExportStatus) -> dict[str, FlagView]:
+        if self._views is None:
+            self._views = {name: self._build(name, export) for name in sorted(self.flags.flags)}
+        elif self._views_export != export:
+            self._views = {name: replace(v, export=export) for name, v in self._views.items()}
+        self._views_export = export
+        return self._views
+
+    def _build(self, name: str, export: ExportStatus) -> FlagView:
+        record = self.flags.flags[name]
         state = record.state
         targeted = set(state.allow)
         for group in state.groups:
-            targeted.update(self._flags.group_keys(group))
+            targeted.update(self.flags.group_keys(group))
         return FlagView(
             name=name, description=state.description, state=state.status,
             enabled=state.enabled, killed=state.killed, percent=state.percent,
             allowlist_size=len(state.allow), targeted_keys=len(targeted), groups=state.groups,
-            on_variant=state.on_variant, off_variant=state.off_variant, version=self._flags.version_of(FLAG_STREAM + name),
+            on_variant=state.on_variant, off_variant=state.off_variant,
+            version=self.flags.version_of(FLAG_STREAM + name),
             last_change=record.change, changed_by=record.changed_by,
             changed_at=record.changed_at, reason=record.reason,
             evaluator_version=record.evaluator,
             evaluator_mismatch=record.evaluator != self.evaluator_version,
-            export=self._status,
+            export=export,
         )
 
     def group_names(self) -> tuple[str, ...]:
-        return tuple(sorted(self._flags.groups))
+        return tuple(sorted(self.flags.groups))
 
     def document(self) -> dict[str, Any]:
-        """The flagd document the log describes now (what ``export`` writes)."""
-        return flagd_document(self._flags)
+        """The flagd document the log describes now (what the export writes)."""
+        return flagd_document(self.flags)
 
     def evaluate(self, name: str, key: str) -> Evaluation:
         """What flagd answers for ``key`` (openfeature-flagd-core on the exported document).
@@ -249,52 +203,181 @@ class FlagService:
         Raises:
             CommandError: unknown flag or a key that cannot be a targeting key.
         """
-        if name not in self._flags.flags:
-            raise self._unknown(name)
+        if name not in self.flags.flags:
+            raise self.unknown(name)
         if self._evaluator is None:
-            self._evaluator = FlagEvaluator(self._flags)
+            self._evaluator = FlagEvaluator(self.flags)
         try:
             return self._evaluator.evaluate(name, key)
         except ValueError as e:
             raise CommandError(str(e)) from e
 
-    # --- commands -------------------------------------------------------------
+    def unseeded(self) -> tuple[str, ...]:
+        """Flags the config defines that the log does not have yet (readers show them)."""
+        return tuple(name for name in self.config.define if name not in self.flags.flags)
 
-    async def set_percent(self, name: str, percent: float | str, *, reason: str) -> FlagView:
-        """Roll the on variant out to ``percent`` of keys ("10%", 0.5; steps of 0.01%)."""
+    def unknown(self, name: str) -> CommandError:
+        """The error for a flag name the log does not know, with the best hint."""
+        if name in self.config.define:
+            return CommandError(
+                f"flag {name!r} is in the config but not in the log yet, so applications "
+                "do not see it either; the leader (`conn agent` or a console) or any "
+                "`conn flag` change creates it"
+            )
+        known = sorted(self.flags.flags)
+        hint = suggest(name, known)
+        if not hint and known:
+            shown = ", ".join(known[:10]) + (", …" if len(known) > 10 else "")
+            hint = f" Flags: {shown}."
+        elif not known:
+            hint = " No flags are defined ([flags.define.NAME] in the config)."
+        return CommandError(f"no flag named {name!r}.{hint}")
+
+
+# --- commands ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetFlagPercent(Command):
+    """Roll the on variant out to ``percent`` of keys ("10%", 0.5; steps of 0.01%)."""
+
+    flag: str
+    percent: float | str
+
+    @property
+    def summary(self) -> str:
+        return f"set {self.flag} to {self.percent}{'' if str(self.percent).endswith('%') else '%'}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnableFlag(Command):
+    """Turn the flag on (this also lifts a kill switch)."""
+
+    flag: str
+
+    @property
+    def summary(self) -> str:
+        return f"turn {self.flag} on"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DisableFlag(Command):
+    """Turn the flag off: flagd treats it as absent (applications use their code default)."""
+
+    flag: str
+
+    @property
+    def summary(self) -> str:
+        return f"turn {self.flag} off"
+
+
+@dataclass(frozen=True, kw_only=True)
+class KillFlag(Command):
+    """Serve the off variant to everyone, whatever the rollout, allowlist or code default."""
+
+    flag: str
+
+    @property
+    def summary(self) -> str:
+        return f"kill {self.flag}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AllowFlagKeys(Command):
+    """Add (or with ``remove``, take away) targeting keys; ``@group`` names a group."""
+
+    flag: str
+    keys: tuple[str, ...]
+    remove: bool = False
+
+    @property
+    def summary(self) -> str:
+        verb = "remove from" if self.remove else "add to"
+        return f"{verb} {self.flag}'s allowlist: {', '.join(self.keys[:5])}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeedFlags(Command):
+    """Create the groups and flags the config defines and the log lacks (once each).
+
+    Run by the leader when it takes over and before a CLI change, always as
+    the automatic actor: the config, not a person, decides what is seeded.
+    """
+
+    needs_reason: ClassVar[bool] = False
+
+    @property
+    def summary(self) -> str:
+        return "create the config's flags"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportFlags(Command):
+    """Write the flagd file now (``path``: elsewhere; ``force``: over a file edited by hand)."""
+
+    path: Path | None = None
+    force: bool = False
+
+    changes_state: ClassVar[bool] = False
+    needs_reason: ClassVar[bool] = False
+
+    @property
+    def summary(self) -> str:
+        return f"write the flag file{f' {self.path}' if self.path else ''}"
+
+
+class FlagCommands:
+    """The handlers of the flag commands, registered on the engine's bus."""
+
+    def __init__(
+        self, *, store: EventStore, projections: ProjectionSet, flags: FlagProjection,
+        export: FlagFile, clock: Clock,
+    ) -> None:
+        self._store = store
+        self._projections = projections
+        self._flags = flags
+        self._export = export
+        self._clock = clock
+
+    def handlers(self) -> dict[type[Command], Handler]:
+        return {
+            SetFlagPercent: self._set_percent,
+            EnableFlag: self._enable,
+            DisableFlag: self._disable,
+            KillFlag: self._kill,
+            AllowFlagKeys: self._allow,
+            SeedFlags: self._seed,
+            ExportFlags: self._write,
+        }
+
+    async def _set_percent(self, command: SetFlagPercent, actor: Actor) -> CommandResult:
         try:
-            weight = percent_to_weight(parse_percent(percent))
+            weight = percent_to_weight(parse_percent(command.percent))
         except ValueError as e:
-            raise CommandError(f"{name}: {e}") from e
-        return await self._change(name, reason, "percent", lambda s: replace(s, on_weight=weight))
+            raise CommandError(f"{command.flag}: {e}") from e
+        return await self._change(command, actor, "percent", lambda s: replace(s, on_weight=weight))
 
-    async def enable(self, name: str, *, reason: str) -> FlagView:
-        """Turn the flag on (this also lifts a kill switch)."""
+    async def _enable(self, command: EnableFlag, actor: Actor) -> CommandResult:
         return await self._change(
-            name, reason, "enable", lambda s: replace(s, enabled=True, killed=False)
-        )
+            command, actor, "enable", lambda s: replace(s, enabled=True, killed=False))
 
-    async def disable(self, name: str, *, reason: str) -> FlagView:
-        """Turn the flag off: flagd treats it as absent (applications use their code default)."""
-        return await self._change(name, reason, "disable", lambda s: replace(s, enabled=False))
+    async def _disable(self, command: DisableFlag, actor: Actor) -> CommandResult:
+        return await self._change(command, actor, "disable", lambda s: replace(s, enabled=False))
 
-    async def kill(self, name: str, *, reason: str) -> FlagView:
-        """Serve the off variant to everyone, whatever the rollout, allowlist or code default."""
-        return await self._change(name, reason, "kill", lambda s: replace(s, killed=True))
+    async def _kill(self, command: KillFlag, actor: Actor) -> CommandResult:
+        return await self._change(command, actor, "kill", lambda s: replace(s, killed=True))
 
-    async def allow(
-        self, name: str, keys: Sequence[str], *, reason: str, remove: bool = False
-    ) -> FlagView:
-        """Add (or with ``remove``, take away) targeting keys; ``@group`` names a group."""
-        if not keys:
+    async def _allow(self, command: AllowFlagKeys, actor: Actor) -> CommandResult:
+        name, remove = command.flag, command.remove
+        if not command.keys:
             raise CommandError("name at least one key (or @group) to allow")
         plain, groups = [], []
-        for key in keys:
+        for key in command.keys:
             if key.startswith("@"):
                 group = key[1:]
-                if group not in self._flags.groups:
+                if group not in self._flags.flags.groups:
                     raise CommandError(
-                        f"no group named {group!r}." + suggest(group, self._flags.groups)
+                        f"no group named {group!r}." + suggest(group, self._flags.flags.groups)
                     )
                 groups.append(group)
             else:
@@ -318,195 +401,96 @@ class FlagService:
             more = tuple(g for g in dict.fromkeys(groups) if g not in state.groups)
             return replace(state, allow=allow, groups=state.groups + more)
 
-        return await self._change(name, reason, "disallow" if remove else "allow", mutate)
+        return await self._change(command, actor, "disallow" if remove else "allow", mutate)
 
-    # --- export ---------------------------------------------------------------
-
-    def export_status(self) -> ExportStatus:
-        return self._status
-
-    async def export(self, path: Path | None = None, *, force: bool = False) -> ExportStatus:
-        """Write the flagd file (the configured one, or ``path``) now.
-
-        Raises:
-            FileConflict: the file was changed outside Conn and ``force`` is not set.
-            ActionError: the file cannot be written (it names the path).
-        """
-        target = path or self.export_path
-        data = render_document(self.document())
-        try:
-            check = await asyncio.to_thread(write_owned, target, data, force=force)
-        except FileConflict as e:
-            status = ExportStatus(str(target), "edited", str(e), e.recorded)
-            self._record_status(target, status)
-            raise
-        except ActionError as e:
-            status = ExportStatus(str(target), "error", f"{e}; retried on the next change")
-            self._record_status(target, status)
-            raise
-        status = ExportStatus(str(target), "ok", "", check.current)
-        self._record_status(target, status)
-        return status
-
-    async def check_export(self) -> ExportStatus:
-        """Look at the configured file (no writing): ok, pending (stale), edited or unreadable."""
-        target = self.export_path
-        try:
-            check = await asyncio.to_thread(check_owned, target)
-        except ActionError as e:
-            self._status = ExportStatus(str(target), "error", str(e))
-            return self._status
-        wanted = sha256(render_document(self.document()))
-        if check.current == wanted:
-            self._status = ExportStatus(str(target), "ok", "", check.current)
-        elif check.current is None:
-            self._status = ExportStatus(str(target), "pending", "not written yet", check.recorded)
-        elif check.edited:
-            who = "was not written by Conn" if check.recorded is None else "was edited outside Conn"
-            self._status = ExportStatus(
-                str(target), "edited",
-                f"{target} {who}; not overwritten (export with force to replace it)",
-                check.recorded,
-            )
-        else:
-            self._status = ExportStatus(str(target), "pending", "older than the log", check.recorded)
-        return self._status
-
-    async def sync_export(self) -> ExportStatus:
-        """Write the configured file if it is missing or stale; never when edited outside Conn.
-
-        Errors are recorded in the status (shown by views), not raised: this
-        runs at start-up and after others' changes, where nobody asked for it.
-        """
-        status = await self.check_export()
-        if status.state == "pending" and not self._flags.flags and status.sha256 is None:
-            # No flags and no file yet: a console without flags leaves no empty file behind.
-            self._status = replace(status, message="no flags yet; written on the first change")
-        elif status.state == "pending":
-            with contextlib.suppress(ActionError):  # export() records it in the status
-                await self.export()
-        return self._status
-
-    # --- internals ------------------------------------------------------------
-
-    def _record_status(self, target: Path, status: ExportStatus) -> None:
-        if target == self.export_path:
-            self._status = status
-
-    def _set(self, flags: FlagSet) -> None:
-        self._flags = flags
-        self._evaluator = None
-
-    @staticmethod
-    def _fold(events: Sequence[Event], flags: FlagSet) -> FlagSet:
-        for event in events:
-            try:
-                flags = flags.apply(event)
-            except ValueError as e:
-                raise StoreError(f"event {event.position} ({event.stream}): {e}") from e
-        return flags
-
-    async def _refresh(self, stream: str) -> None:
-        self._set(self._fold(await self._store.read_stream(stream), self._flags))
-
-    async def _append(self, stream: str, kind: str, payload: dict[str, Any], reason: str) -> None:
-        expected = self._flags.version_of(stream)
-        try:
-            await self._store.append(
-                # An operator may paste a secret into a reason; the log never keeps it.
-                stream, expected, [NewEvent(kind, payload, redact(reason))],
-                actor=self._actor, at=self._clock.now(),
-            )
-        finally:
-            # Success or a lost race: either way, fold what the stream now holds.
-            await self._refresh(stream)
-
-    def unseeded(self) -> tuple[str, ...]:
-        """Flags the config defines that the log does not have yet (readers show them)."""
-        return tuple(name for name in self._config.define if name not in self._flags.flags)
-
-    async def seed(self) -> None:
-        """Create groups and flags that config defines and the log lacks (once each).
-
-        Only writers seed: the leader when it takes over, and change commands.
-        Readers (status, list, eval, followers) never append.
-
-        Groups are definitions with no screen of their own, so a group whose
+    async def _seed(self, command: SeedFlags, actor: Actor) -> CommandResult:
+        """Groups are definitions with no screen of their own, so a group whose
         keys changed in config is updated too — by an event, never silently.
         Flags are operated live, so config never overrides a logged flag.
         """
-        for name, keys in self._config.groups.items():
+        config = self._flags.config
+        appended: list[Event] = []
+        for name, keys in config.groups.items():
             wanted = sorted(set(keys))
-            current = self._flags.groups.get(name)
+            current = self._flags.flags.groups.get(name)
             if current is not None and list(current) == wanted:
                 continue
             kind, payload = group_event(name, wanted, current)
             why = f"[flags.groups] {name} in config " + ("added" if current is None else "changed")
             # Another console may seed it first; _append folds its version either way.
             with contextlib.suppress(ConcurrencyError):
-                await self._append(GROUP_STREAM + name, kind, payload, why)
-        for name, definition in self._config.define.items():
-            if name in self._flags.flags:
+                appended += await self._append(GROUP_STREAM + name, kind, payload, why, actor)
+        for name, definition in config.define.items():
+            if name in self._flags.flags.flags:
                 continue
             state = FlagState.from_definition(name, definition)
             kind, payload = flag_event(
-                state, None, change="created", evaluator=self.evaluator_version, source="config"
+                state, None, change="created", evaluator=self._flags.evaluator_version,
+                source="config",
             )
             with contextlib.suppress(ConcurrencyError):
-                await self._append(
-                    FLAG_STREAM + name, kind, payload, f"[flags.define.{name}] in config"
+                appended += await self._append(
+                    FLAG_STREAM + name, kind, payload, f"[flags.define.{name}] in config", actor
                 )
+        if appended:
+            with contextlib.suppress(ActionError):  # recorded in the export status
+                await self._export.write()
+        return CommandResult(command, actor, tuple(appended),
+                             f"{len(appended)} flag/group definition(s) created from the config")
+
+    async def _write(self, command: ExportFlags, actor: Actor) -> CommandResult:
+        status = await self._export.write(command.path, force=command.force)
+        return CommandResult(command, actor, (), f"wrote {status.path} (sha256 {status.sha256})",
+                             detail=status)
+
+    async def _append(
+        self, stream: str, kind: str, payload: dict[str, Any], reason: str, actor: Actor
+    ) -> list[Event]:
+        expected = self._projections.version_of(stream)
+        try:
+            await self._store.append(
+                # An operator may paste a secret into a reason; the log never keeps it.
+                stream, expected, [NewEvent(kind, payload, redact(reason))],
+                actor=actor, at=self._clock.now(),
+            )
+        finally:
+            # Success or a lost race: either way, fold what the stream now holds.
+            appended = await self._projections.refresh(self._store, stream)
+        return [e for e in appended if e.version == expected + 1]
 
     async def _change(
-        self, name: str, reason: str, change: str, mutate: Callable[[FlagState], FlagState]
-    ) -> FlagView:
+        self, command: SetFlagPercent | EnableFlag | DisableFlag | KillFlag | AllowFlagKeys,
+        actor: Actor, change: str, mutate: Callable[[FlagState], FlagState],
+    ) -> CommandResult:
         """Append ``mutate``'s result as a FlagChanged event, then export.
 
         A change that changes nothing appends nothing (rollout stages may
         repeat a command safely).
 
         Raises:
-            CommandError: unknown flag, no reason, or a refused change.
+            CommandError: unknown flag or a refused change.
             ConcurrencyError: someone changed the flag first (it says who).
             ActionError: recorded, but the flagd file could not be written.
         """
-        reason = (reason or "").strip()
-        if not reason:
-            raise CommandError("a reason is required: say why (it goes in the audit log)")
-        if len(reason) > MAX_REASON:
-            raise CommandError(f"the reason is longer than {MAX_REASON} characters")
-        record = self._flags.flags.get(name)
+        name = command.flag
+        record = self._flags.flags.flags.get(name)
         if record is None:
-            raise self._unknown(name)
+            raise self._flags.unknown(name)
         after = mutate(record.state)
         if after == record.state:
-            return self.view(name)
+            view = self._flags.view(name, self._export.status)
+            return CommandResult(command, actor, (), f"{name}: unchanged", detail=view)
         kind, payload = flag_event(
-            after, record.state, change=change, evaluator=self.evaluator_version
+            after, record.state, change=change, evaluator=self._flags.evaluator_version
         )
-        await self._append(FLAG_STREAM + name, kind, payload, reason)
+        events = await self._append(FLAG_STREAM + name, kind, payload, command.reason.strip(), actor)
         try:
-            await self.export()
+            await self._export.write()
         except ActionError as e:
-            version = self._flags.version_of(FLAG_STREAM + name)
+            version = self._projections.version_of(FLAG_STREAM + name)
             raise ActionError(
                 f"{name}: change recorded (flag/{name} v{version}) but the flag file was not "
                 f"updated: {e}"
             ) from e
-        return self.view(name)
-
-    def _unknown(self, name: str) -> CommandError:
-        if name in self._config.define:
-            return CommandError(
-                f"flag {name!r} is in the config but not in the log yet, so applications "
-                "do not see it either; the leader (`conn agent` or a console) or any "
-                "`conn flag` change creates it"
-            )
-        known = sorted(self._flags.flags)
-        hint = suggest(name, known)
-        if not hint and known:
-            shown = ", ".join(known[:10]) + (", …" if len(known) > 10 else "")
-            hint = f" Flags: {shown}."
-        elif not known:
-            hint = " No flags are defined ([flags.define.NAME] in the config)."
-        return CommandError(f"no flag named {name!r}.{hint}")
+        view = self._flags.view(name, self._export.status)
+        return CommandResult(command, actor, tuple(events), f"{name}: {change}", detail=view)

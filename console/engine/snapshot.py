@@ -2,7 +2,9 @@
 
 Snapshots compare by equality, so an unchanged state causes no repaint.
 Ages are not stored here; views compute them from ``observed_at`` with
-their own clock, so a snapshot does not change every second.
+their own clock, so a snapshot does not change every second. Projection
+state (flags; later rollouts and incidents) reaches views only through the
+snapshot, never by reading the engine's folds.
 """
 
 from __future__ import annotations
@@ -10,27 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from console.actions.flagd_file import ExportStatus
 from console.engine.flags import FlagView
 from console.model.events import Event
-from console.model.live import ServiceLive
+from console.model.live import ServiceLive, is_fresh
 
 Role = Literal["starting", "leader", "follower"]
-
-CLOCK_SKEW = 5.0
-"""Seconds a value may seem to come from the future (another machine's clock) and still count."""
-
-
-def is_fresh(updated_at: float | None, interval: float, now: float) -> bool:
-    """Written within the last three intervals — and not from the future.
-
-    A row stamped ahead of this clock by more than :data:`CLOCK_SKEW` is not
-    trusted: a leader with a fast clock must not hide its own death for as
-    long as its clock is ahead.
-    """
-    if updated_at is None:
-        return False
-    age = now - updated_at
-    return -CLOCK_SKEW <= age <= 3 * interval
 
 
 @dataclass(frozen=True)
@@ -44,6 +31,29 @@ class ServiceView:
     writer: str | None = None
     problem: str | None = None
     """Why the live row could not be read, when it could not."""
+    timeout: float = 0.0
+    """The probe timeout: staleness allows for one (:func:`~console.model.live.stale_after`)."""
+
+    def fresh(self, now: float) -> bool:
+        """Whether the row is fresh at ``now`` (the one rule: :func:`~console.model.live.is_fresh`)."""
+        return is_fresh(self.updated_at, self.interval, now, timeout=self.timeout)
+
+
+@dataclass(frozen=True)
+class FlagsView:
+    """The flags projection as views need it."""
+
+    flags: tuple[FlagView, ...] = ()
+    export: ExportStatus | None = None
+    """This machine's flagd file: whether it says what the log says."""
+    evaluator_version: str = ""
+    """The installed openfeature-flagd-core version."""
+    unseeded: tuple[str, ...] = ()
+    """Flags the config defines that the log does not have yet."""
+    groups: tuple[str, ...] = ()
+
+    def get(self, name: str) -> FlagView | None:
+        return next((f for f in self.flags if f.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ class Snapshot:
     leader: str | None
     services: tuple[ServiceView, ...]
     flags: tuple[FlagView, ...] = ()
+    flag_state: FlagsView = field(default_factory=FlagsView)
     recent_events: tuple[Event, ...] = field(default=())
     """The last few events of the log, newest last (bounded)."""
     problem: str | None = None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from console.engine.core import Engine
-from console.engine.snapshot import is_fresh
-from console.model.live import ServiceLive
+from console.engine.sampling import probe_once
+from console.model.live import ServiceLive, current_writer, is_fresh
 
 
 async def status_document(engine: Engine, *, probe: bool = True) -> dict[str, Any]:
@@ -14,18 +14,20 @@ async def status_document(engine: Engine, *, probe: bool = True) -> dict[str, An
 
     A live row older than three probe intervals means no leader is writing;
     then, unless ``probe`` is False, the service is probed once here and the
-    document says so in ``notes``.
+    document says so in ``notes``. ``engine`` is started here if it was not
+    (a reader: it neither follows nor writes).
     """
+    if engine.state == "created":
+        await engine.start()
     store = engine.store
     rows = await store.read_live()
     now = engine.clock.now()
-    await engine.flags.load(export=False, seed=False)
     notes: list[str] = []
     fresh: dict[str, tuple[ServiceLive | None, float | None, str | None]] = {}
     missing: list[str] = []
     for name, spec in engine.config.services.items():
         row = rows.get(name)
-        if row is None or not is_fresh(row.updated_at, spec.interval, now):
+        if row is None or not is_fresh(row.updated_at, spec.interval, now, timeout=spec.timeout):
             missing.append(name)
             continue
         try:
@@ -35,7 +37,7 @@ async def status_document(engine: Engine, *, probe: bool = True) -> dict[str, An
         fresh[name] = (live, row.updated_at, row.writer)
     probed: dict[str, ServiceLive] = {}
     if missing and probe:
-        probed = await engine.probe_once(missing)
+        probed = await probe_once(engine.config, engine.clock, missing)
         notes.append(
             f"no leader has written {', '.join(missing)} within three intervals; "
             "probed directly once (run `conn agent` or a console to keep it live)"
@@ -52,15 +54,20 @@ async def status_document(engine: Engine, *, probe: bool = True) -> dict[str, An
         else:
             row = rows.get(name)
             live, updated, writer, source = None, row.updated_at if row else None, None, "live"
-        services.append(_service(name, spec.interval, live, updated, writer, source, now))
-    writers = [s["writer"] for s in services if s["writer"] and not s["stale"]]
+        services.append(_service(name, spec.interval, spec.timeout, live, updated, writer, source, now))
+    leader = current_writer(
+        ((row.writer, row.updated_at, engine.config.services[name].interval,
+          engine.config.services[name].timeout)
+         for name, row in rows.items() if name in engine.config.services),
+        now,
+    )
     return {
         "environment": engine.config.environment,
         "store": store.url,
         "generated_at": now,
-        "leader": writers[0] if writers else None,
+        "leader": leader,
         "services": services,
-        "flags": [view.as_json() for view in engine.flags.views()],
+        "flags": [view.as_json() for view in engine.snapshot.flags],
         "rollouts": [],
         "incidents": [],
         "notes": notes,
@@ -70,6 +77,7 @@ async def status_document(engine: Engine, *, probe: bool = True) -> dict[str, An
 def _service(
     name: str,
     interval: float,
+    timeout: float,
     live: ServiceLive | None,
     updated: float | None,
     writer: str | None,
@@ -77,7 +85,7 @@ def _service(
     now: float,
 ) -> dict[str, Any]:
     age = None if updated is None else round(max(0.0, now - updated), 3)
-    stale = not is_fresh(updated, interval, now)
+    stale = not is_fresh(updated, interval, now, timeout=timeout)
     signals = []
     if live is not None:
         for signal in live.signals:

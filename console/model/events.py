@@ -70,12 +70,20 @@ class Event:
     hash: str
 
     def describe(self) -> str:
-        """One line for people: who did what to which stream, and when."""
+        """One line for people: who did what to which stream, and when.
+
+        "what" is :func:`console.model.describe.describe_change` ("alice 0% → 75%
+        on flag/x v2 …"; an unknown type reads as its type).
+        """
         from datetime import UTC, datetime
+
+        # Imported here: console.model.describe reads flag payloads, and flags import events.
+        from console.model.describe import describe_change
 
         when = datetime.fromtimestamp(self.time, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         because = f" ({self.reason})" if self.reason else ""
-        return f"{self.actor} {self.type} on {self.stream} v{self.version} at {when}{because}"
+        what = describe_change(self)
+        return f"{self.actor} {what} on {self.stream} v{self.version} at {when}{because}"
 
     def as_json(self) -> dict[str, Any]:
         """The event as plain JSON-able data (what ``conn audit --json`` prints)."""

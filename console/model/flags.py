@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from console.model.events import Event
+from console.model.text import suggest as suggest  # re-exported: console.engine.flags uses it
 from console.model.units import Percent
 
 TOTAL_WEIGHT = 10_000
@@ -95,15 +95,6 @@ def percent_to_weight(percent: float) -> int:
 def format_percent(weight: int) -> str:
     """``1000`` -> ``"10%"``, ``50`` -> ``"0.5%"``."""
     return f"{weight * 100 / TOTAL_WEIGHT:g}%"
-
-
-def suggest(name: str, among: Iterable[str]) -> str:
-    """`` Did you mean 'x'?`` (a close spelling, or the one name it starts) or nothing."""
-    names = list(among)
-    match = get_close_matches(name, names, n=1)
-    if not match and name:
-        match = [n for n in names if n.lower().startswith(name.lower())][:1]
-    return f" Did you mean {match[0]!r}?" if match else ""
 
 
 # --- config ------------------------------------------------------------------

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from console.model.sanitize import clean_text
+from console.model.text import plural
 
 HealthState = Literal["up", "degraded", "down", "unknown"]
 """``unknown`` means no answer has been judged yet, or the source is down."""
@@ -58,9 +59,13 @@ _WORDS: dict[str, HealthState] = {
     # Consul, Elasticsearch and Spring Boot spellings
     "passing": "up", "warning": "degraded", "green": "up", "yellow": "degraded", "red": "down",
     "out_of_service": "down",
+    # JSend ({"status": "success" | "fail" | "error"}; Prometheus' own API answers so)
+    "success": "up",
 }  # fmt: skip
 _RANK: dict[HealthState, int] = {"up": 0, "degraded": 1, "down": 2, "unknown": 1}
 _CHECK_KEYS = ("checks", "components")
+_WHY_KEYS = ("output", "message")
+"""Where a status that is not up says why: health+json's ``output``, JSend's ``message``."""
 _MAX_DEPTH = 4
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -100,7 +105,10 @@ def classify(
     * A 2xx is judged by its body. JSON ``status`` words, any case:
       ok/healthy/pass/up/passing/green are up, degraded/warn/warning/yellow
       are degraded, down/fail/unhealthy/error/critical/red/out_of_service
-      are down; true/false are up/down. ``checks`` and ``components`` maps
+      are down; true/false are up/down. JSend's ``success`` is up and its
+      ``fail``/``error`` down, with the body's ``message`` as the reason
+      ("status = error: database unreachable"), as health+json's
+      ``output`` is. ``checks`` and ``components`` maps
       (string, boolean, ``{"status": …}`` or, per the application/health+json
       draft, lists of ``{"status": …}``; nested components too) are judged
       the same way, and the worst finding wins and is named:
@@ -202,7 +210,7 @@ def _judge(doc: Any) -> tuple[HealthState, str] | None:
     if worst == "up":
         parts = [top.label] if top else []
         if checks:
-            parts.append(f"{len(checks)} check{'s' if len(checks) > 1 else ''} ok")
+            parts.append(f"{plural(len(checks), 'check')} ok")
         return "up", ", ".join(parts)
     bad = [f for f in checks if f.state == worst]
     if bad:
@@ -236,7 +244,7 @@ def _collect_checks(node: dict[str, Any], prefix: str, out: list[_Finding], dept
 
 
 def _status_of(node: dict[str, Any], where: str) -> _Finding | None:
-    """The ``status`` of an object (any key case), with its ``output`` when not up."""
+    """The ``status`` of an object (any key case), with its ``output`` or ``message`` when not up."""
     if "status" in node:
         value = node["status"]
     else:
@@ -245,9 +253,12 @@ def _status_of(node: dict[str, Any], where: str) -> _Finding | None:
             return None
         value = node[keys[0]]
     finding = _word(value, where)
-    output = node.get("output")
-    if finding.state != "up" and isinstance(output, str) and output.strip():
-        return _Finding(finding.state, f"{finding.label}: {clean_text(output, 60)}")
+    if finding.state == "up":
+        return finding
+    for key in _WHY_KEYS:
+        why = node.get(key)
+        if isinstance(why, str) and why.strip():
+            return _Finding(finding.state, f"{finding.label}: {clean_text(why, 60).strip()}")
     return finding
 
 

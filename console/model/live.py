@@ -14,6 +14,7 @@ signals in their spec's unit after ``scale``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -25,6 +26,12 @@ SignalState = Literal["ok", "warning", "critical", "no_data", "stale", "source_d
 
 SignalSource = Literal["probe", "health-json", "prometheus"]
 """Where a value came from: Conn's prober, a path in the health JSON, or PromQL."""
+
+STALE_INTERVALS = 3
+"""A value or live row older than this many of its feed's intervals is stale."""
+
+CLOCK_SKEW = 5.0
+"""Seconds a value may seem to come from the future (another machine's clock) and still count."""
 
 WindowName = Literal["1m", "5m"]
 WINDOWS: dict[WindowName, float] = {"1m": 60.0, "5m": 300.0}
@@ -153,3 +160,49 @@ def _fresh(value: SignalValue | None) -> float | None:
     if value is None or value.state not in ("ok", "warning", "critical"):
         return None
     return value.value
+
+
+def stale_after(interval: float, timeout: float = 0.0) -> float:
+    """Seconds without a new value after which a probe-fed value is stale.
+
+    :data:`STALE_INTERVALS` intervals plus one probe timeout: the next probe
+    starts ``interval`` after the previous one *ends*, so a slow service (a
+    1.5 s response with a 1 s interval) delivers a value only every 2.5 s —
+    late, but not missing. Without the timeout, such a service would flicker
+    stale between probes and every ``for`` timer on it would restart.
+    """
+    return STALE_INTERVALS * interval + timeout
+
+
+def is_fresh(
+    updated_at: float | None, interval: float, now: float, *, timeout: float = 0.0
+) -> bool:
+    """The one staleness rule: written within :func:`stale_after` seconds, and not from the future.
+
+    A row stamped ahead of this clock by more than :data:`CLOCK_SKEW` is not
+    trusted: a leader with a fast clock must not hide its own death for as
+    long as its clock is ahead. The panels, the header, ``conn status`` and
+    the engine's "who leads" all judge rows with this function.
+    """
+    if updated_at is None:
+        return False
+    age = now - updated_at
+    return -CLOCK_SKEW <= age <= stale_after(interval, timeout)
+
+
+def current_writer(
+    rows: Iterable[tuple[str | None, float | None, float, float]], now: float
+) -> str | None:
+    """The one "who leads" rule: the writer of the newest fresh live row, or None.
+
+    Args:
+        rows: ``(writer, updated_at, interval, timeout)`` of each live row.
+        now: this process's clock.
+
+    A leader that just took over has written only some rows; an old leader
+    may still have fresh rows for a few intervals. The newest fresh row names
+    whoever writes now.
+    """
+    fresh = [(at, writer) for writer, at, interval, timeout in rows
+             if writer and at is not None and is_fresh(at, interval, now, timeout=timeout)]
+    return max(fresh)[1] if fresh else None

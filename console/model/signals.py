@@ -13,6 +13,12 @@ ring of time slices (:mod:`console.model.sketch`), named signals keep only
 their latest reading, history keeps ``HISTORY_POINTS`` points. Time comes only
 from the arguments (each sample's ``at``, the snapshot's ``now``).
 
+A leader also writes the signal history (:mod:`console.model.history`): once
+per tick :meth:`ServiceSignals.history_slices` gives the 10 s slices that
+changed and :meth:`ServiceSignals.rollup` each finished minute; a new leader
+calls :meth:`ServiceSignals.restore` with the last slices before it judges
+anything, so windows, ``for`` timers and health carry on across a failover.
+
 Units, so thresholds mean one thing: latency in milliseconds, error rate in
 percent, named signals in their spec's unit after ``scale``. Prometheus
 answers in base units (seconds, ratios), so built-in PromQL results are
@@ -24,12 +30,25 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from console.model.health import HealthState, ProbeResult
+from console.model.history import (
+    JUDGED_STATES,
+    ROLLUP_SECONDS,
+    SLICE_SECONDS,
+    HistorySlice,
+    ServiceRecord,
+    judgement_data,
+    merge_slices,
+    read_takeover,
+    sketch_quantiles,
+)
+from console.model.json_path import extract_json_path
 from console.model.live import (
+    STALE_INTERVALS,
     WINDOWS,
     ErrorWindow,
     LatencyWindow,
@@ -39,13 +58,16 @@ from console.model.live import (
     SignalValue,
     ThresholdView,
     WindowName,
+    stale_after,
 )
 from console.model.sanitize import clean_text
-from console.model.sketch import SlidingWindows, WindowSummary
+from console.model.sketch import (
+    SlidingWindows,
+    WindowSummary,
+    encode_sketch,
+    new_sketch,
+)
 from console.model.thresholds import BUILTIN_SIGNALS, SignalSpec, Threshold
-
-STALE_INTERVALS = 3
-"""A value older than this many of its feed's intervals is stale."""
 
 HISTORY_POINTS = 60
 """Sparkline length: one point per probe interval, the oldest dropped first."""
@@ -54,56 +76,6 @@ _BUILTIN_LABELS = {"p50": "p50", "p95": "p95", "p99": "p99", "error_rate": "erro
 _BUILTIN_UNITS = {"p50": "ms", "p95": "ms", "p99": "ms", "error_rate": "%"}
 _PROMETHEUS_SCALE = {"p50": 1000.0, "p95": 1000.0, "p99": 1000.0, "error_rate": 100.0}
 """Prometheus answers seconds and ratios; Conn shows milliseconds and percent."""
-
-
-def extract_json_path(body: Any, path: str) -> tuple[float | None, str]:
-    """The number at a dotted path in a parsed JSON body, or why there is none.
-
-    Segments index objects by key and lists by position ("checks.0.latency").
-    Booleans count as 1 and 0, so a flag like ``circuit_open`` can carry a
-    threshold. Strings are not parsed: a health body is untrusted and "93%"
-    is not a number.
-
-    Returns:
-        (value, "") on success, else (None, a short reason naming the path).
-    """
-    node = body
-    segments = path.split(".")
-    for depth, segment in enumerate(segments):
-        if isinstance(node, dict):
-            if segment not in node:
-                return None, f"health JSON has no {'.'.join(segments[: depth + 1])}"
-            node = node[segment]
-        elif isinstance(node, list) and segment.isdigit():
-            if int(segment) >= len(node):
-                return None, f"health JSON has no {'.'.join(segments[: depth + 1])}"
-            node = node[int(segment)]
-        else:
-            parent = ".".join(segments[:depth]) or "the body"
-            return None, f"health JSON: {parent} is {_json_kind(node)}, not an object"
-    if isinstance(node, bool):
-        return float(node), ""
-    if isinstance(node, int | float):
-        try:
-            number = float(node)
-        except OverflowError:  # JSON integers are unbounded: 1e400 written out
-            number = math.inf
-        if not math.isfinite(number):
-            return None, f"health JSON: {path} is not a finite number"
-        return number, ""
-    return None, f"health JSON: {path} is {_json_kind(node)}, not a number"
-
-
-def _json_kind(node: Any) -> str:
-    if node is None:
-        return "null"
-    if isinstance(node, str):
-        return "text"
-    if isinstance(node, list):
-        return "a list"
-    if isinstance(node, dict):
-        return "an object"
-    return "a number"
 
 
 @dataclass(slots=True)
@@ -117,12 +89,29 @@ class _Reading:
     why_none: str = "no data"
 
 
+Timers = dict[str, dict[str, float]]
+"""Threshold timers: signal → level → clock time since which the value has been past it."""
+
+
+@dataclass(slots=True)
+class _Judgement:
+    """Everything one ``now`` shows, before it is committed (see :meth:`ServiceSignals.snapshot`)."""
+
+    now: float
+    short: WindowSummary
+    long: WindowSummary
+    values: list[SignalValue]
+    timers: Timers
+
+
 class ServiceSignals:
     """Folds one service's samples into windows and latest readings; see the module docstring.
 
     Args:
         name: the service's name.
-        interval: probe interval in seconds; probe-fed values go stale after 3 of them.
+        interval: probe interval in seconds; probe-fed values go stale after 3 of them
+            plus one ``timeout`` (:func:`~console.model.live.stale_after`).
+        timeout: the probe timeout in seconds.
         thresholds: per-signal thresholds, in the signal's displayed unit.
         signals: named signals (JSON path or PromQL).
         baseline: the service a canary is compared with.
@@ -136,6 +125,7 @@ class ServiceSignals:
         name: str,
         *,
         interval: float,
+        timeout: float = 0.0,
         thresholds: Mapping[str, Threshold],
         signals: Mapping[str, SignalSpec],
         baseline: str | None = None,
@@ -148,22 +138,30 @@ class ServiceSignals:
             raise ValueError(f"{unknown} are not built-in signals")
         self.name = name
         self.interval = interval
+        self.timeout = timeout
+        self._stale_after = stale_after(interval, timeout)
         self.baseline = baseline
         self._thresholds = dict(thresholds)
         self._specs = dict(signals)
         self._prometheus = frozenset(prometheus)
         self._prometheus_interval = prometheus_interval
-        self._windows = SlidingWindows()
+        self._clear()
+
+    def _clear(self) -> None:
+        """Forget every sample: the state of a service nothing has been fed yet."""
+        self._windows = SlidingWindows(bucket_seconds=SLICE_SECONDS)
         self._last_probe: ProbeResult | None = None
         self._health: HealthState = "unknown"
         self._health_since: float | None = None
         self._observed_at: float | None = None
         self._readings: dict[str, _Reading] = {}
-        self._past_since: dict[str, dict[str, float]] = {}
+        self._past_since: Timers = {}
         self._history: dict[str, deque[float | None]] = {
             key: deque(maxlen=HISTORY_POINTS) for key in ("p95", "error_rate")
         }
         self._history_index: int | None = None
+        self._written: dict[int, HistorySlice] = {}
+        """The last version of each 10 s slice in the ring given out (or restored)."""
 
     # --- feeding -------------------------------------------------------------
 
@@ -178,7 +176,7 @@ class ServiceSignals:
         last = self._last_probe
         if last is None or result.at >= last.at:
             # After a gap the panels showed "unknown", so the state changed even if equal.
-            gap = last is not None and result.at - last.at > STALE_INTERVALS * self.interval
+            gap = last is not None and result.at - last.at > self._stale_after
             if result.health != self._health or self._health_since is None or gap:
                 self._health_since = result.at
             self._health = result.health
@@ -217,7 +215,7 @@ class ServiceSignals:
         current = self._readings.get(signal)
         if current is not None and at < current.at:
             return  # a slow answer overtaken by a newer one
-        scaled, why = _scaled(None if error else value, scale, "no data from Prometheus", "the value")
+        scaled, why = _scaled(None if error is not None else value, scale, "no data from Prometheus", "the value")
         self._readings[signal] = _Reading(
             scaled,
             at,
@@ -238,11 +236,11 @@ class ServiceSignals:
         Call it with a non-decreasing ``now`` (the engine does, after every
         sample); two calls at the same ``now`` return equal snapshots.
         """
-        short, long = self._windows.summaries(now, (WINDOWS["1m"], WINDOWS["5m"]))
+        judgement = self._judge(now)
+        self._past_since = judgement.timers
+        short, long, values = judgement.short, judgement.long, judgement.values
         latency: dict[WindowName, LatencyWindow] = {"1m": _latency(short), "5m": _latency(long)}
         errors: dict[WindowName, ErrorWindow] = {"1m": _errors(short), "5m": _errors(long)}
-        values = [self._builtin(name, short, now) for name in BUILTIN_SIGNALS]
-        values += [self._named(name, spec, now) for name, spec in self._specs.items()]
         self._record_history(now, values)
         health, reason, since = self._health_now(now)
         return ServiceLive(
@@ -260,22 +258,31 @@ class ServiceSignals:
             history_step=self.interval,
         )
 
+    def _judge(self, now: float) -> _Judgement:
+        """Judge every signal at ``now`` on a copy of the timers; nothing here changes ``self``."""
+        timers = {name: dict(levels) for name, levels in self._past_since.items()}
+        short, long = self._windows.summaries(now, (WINDOWS["1m"], WINDOWS["5m"]))
+        values = [self._builtin(name, short, now, timers) for name in BUILTIN_SIGNALS]
+        values += [self._named(name, spec, now, timers) for name, spec in self._specs.items()]
+        return _Judgement(now, short, long, values, timers)
+
     def _health_now(self, now: float) -> tuple[HealthState, str, float | None]:
         last = self._last_probe
         if last is None:
             return "unknown", "no probe yet", None
-        limit = STALE_INTERVALS * self.interval
+        limit = self._stale_after
         if now - last.at > limit:
             return (
                 "unknown",
-                f"no probe result for {_seconds(limit)} ({STALE_INTERVALS} intervals); last: {last.health}",
+                f"no probe result for {_seconds(limit)} ({STALE_INTERVALS} intervals"
+                f"{f' + {_seconds(self.timeout)} timeout' if self.timeout else ''}); last: {last.health}",
                 last.at + limit,
             )
         return self._health, last.reason, self._health_since
 
-    def _builtin(self, name: str, window: WindowSummary, now: float) -> SignalValue:
+    def _builtin(self, name: str, window: WindowSummary, now: float, timers: Timers) -> SignalValue:
         if name in self._prometheus:
-            return self._from_reading(name, _BUILTIN_LABELS[name], _BUILTIN_UNITS[name], "prometheus", self._prometheus_interval, now)
+            return self._from_reading(name, _BUILTIN_LABELS[name], _BUILTIN_UNITS[name], "prometheus", self._prometheus_interval, now, timers)
         base = {"name": name, "label": _BUILTIN_LABELS[name], "unit": _BUILTIN_UNITS[name], "source": "probe"}
         last = self._last_probe
         if name == "error_rate":
@@ -288,58 +295,58 @@ class ServiceSignals:
             detail = f"1m window, {window.count:,} successful probes"
             empty = "no successful probe in the last 1m"
         if last is None:
-            return self._judged(base, None, None, "no_data", "no probe yet")
-        limit = STALE_INTERVALS * self.interval
+            return self._judged(timers, base, None, None, "no_data", "no probe yet")
+        limit = self._stale_after
         if now - last.at > limit:
-            return self._judged(base, value, last.at, "stale", _stale_detail(limit, self.interval))
+            return self._judged(timers, base, value, last.at, "stale", _stale_detail(limit, self.interval, self.timeout))
         if value is None:
-            return self._judged(base, None, last.at, "no_data", empty)
-        return self._judged(base, value, last.at, None, detail, judged_at=now)
+            return self._judged(timers, base, None, last.at, "no_data", empty)
+        return self._judged(timers, base, value, last.at, None, detail, judged_at=now)
 
-    def _named(self, name: str, spec: SignalSpec, now: float) -> SignalValue:
+    def _named(self, name: str, spec: SignalSpec, now: float, timers: Timers) -> SignalValue:
         if spec.promql is not None:
-            return self._from_reading(name, spec.label or name, spec.unit, "prometheus", self._prometheus_interval, now)
-        return self._from_reading(name, spec.label or name, spec.unit, "health-json", self.interval, now, path=spec.json_path)
+            return self._from_reading(name, spec.label or name, spec.unit, "prometheus", self._prometheus_interval, now, timers)
+        return self._from_reading(name, spec.label or name, spec.unit, "health-json", self.interval, now, timers, path=spec.json_path, timeout=self.timeout)
 
     def _from_reading(
         self, name: str, label: str, unit: str, source: SignalSource, interval: float, now: float,
-        path: str | None = None,
+        timers: Timers, path: str | None = None, timeout: float = 0.0,
     ) -> SignalValue:
         base = {"name": name, "label": label, "unit": unit, "source": source}
         reading = self._readings.get(name)
         if reading is None:
             waiting = "no probe yet" if source == "health-json" else "waiting for Prometheus"
-            return self._judged(base, None, None, "no_data", waiting)
+            return self._judged(timers, base, None, None, "no_data", waiting)
         value = None if reading.value is None else _round(reading.value)
-        limit = STALE_INTERVALS * interval
+        limit = stale_after(interval, timeout)
         if now - reading.at > limit:
-            return self._judged(base, value, reading.at, "stale", _stale_detail(limit, interval))
+            return self._judged(timers, base, value, reading.at, "stale", _stale_detail(limit, interval, timeout))
         if reading.error is not None:
-            return self._judged(base, None, reading.at, "source_down", reading.error)
+            return self._judged(timers, base, None, reading.at, "source_down", reading.error)
         if value is None:
-            return self._judged(base, None, reading.at, "no_data", reading.why_none)
+            return self._judged(timers, base, None, reading.at, "no_data", reading.why_none)
         detail = f"{path} in the health JSON" if path else "from Prometheus"
-        return self._judged(base, value, reading.at, None, detail, judged_at=reading.at)
+        return self._judged(timers, base, value, reading.at, None, detail, judged_at=reading.at)
 
     def _judged(
-        self, base: dict[str, Any], value: float | None, at: float | None,
+        self, all_timers: Timers, base: dict[str, Any], value: float | None, at: float | None,
         state: SignalState | None, detail: str, judged_at: float | None = None,
     ) -> SignalValue:
         """Build the value; when ``state`` is None, judge it against its threshold.
 
         Threshold timers only run while there is a fresh value: no data,
         stale or source down resets them, since "continuously past" cannot be
-        claimed across a gap.
+        claimed across a gap. ``all_timers`` is updated in place.
         """
         name = base["name"]
         threshold = self._thresholds.get(name)
         if state is not None or value is None or judged_at is None:
-            self._past_since.pop(name, None)
+            all_timers.pop(name, None)
             view = None if threshold is None else _view(threshold, None, None)
             return SignalValue(**base, value=value, at=at, state=state or "no_data", detail=detail, threshold=view)
         if threshold is None:
             return SignalValue(**base, value=value, at=at, state="ok", detail=detail)
-        timers = self._past_since.setdefault(name, {})
+        timers = all_timers.setdefault(name, {})
         for level in ("warning", "critical"):
             mark = getattr(threshold, level)
             if mark is not None and _is_past(value, mark, threshold.direction):
@@ -379,6 +386,148 @@ class ServiceSignals:
             else:
                 points.append(shown[key])
         self._history_index = index
+
+    # --- signal history ------------------------------------------------------
+
+    def history_slices(self, now: float) -> list[HistorySlice]:
+        """The 10 s slices whose contents changed since the last call, oldest first.
+
+        Normally the slice holding ``now``, plus the one before right after a
+        boundary (or any recent slice a late sample landed in). The current
+        slice carries the judgement as of ``now`` — the one :meth:`snapshot`
+        makes at ``now``, computed without advancing its timers, so calling
+        this changes no snapshot. An earlier slice keeps the judgement it was
+        last written with (the current one if it never was); only its counts,
+        sketch and quantiles change. Call it with a non-decreasing ``now``, as
+        :meth:`snapshot`.
+        """
+        judged = self._judgement_data(self._judge(now))
+        current = self._windows.index_of(now)
+        oldest = current - self._windows.buckets + 1
+        late = [i for i in self._windows.take_changed(current) if oldest <= i < current]
+        out: list[HistorySlice] = []
+        for index in (*late, current):
+            written = self._written.get(index)
+            kept = written.data if written is not None and index != current else None  # an earlier slice's
+            piece = self._slice(index, judged if kept is None else dict(kept))
+            if piece != written:
+                out.append(piece)
+                self._written[index] = piece
+        self._written = {i: piece for i, piece in self._written.items() if i >= oldest}
+        return out
+
+    def rollup(self, start: float) -> HistorySlice | None:
+        """The 60 s roll-up of the minute starting at ``start``, merged from its six slices.
+
+        Counts are summed and quantiles come from the merged sketch (exact, not
+        percentiles of percentiles); health and signals are those of the
+        minute's last judged slice. None once the ring no longer holds the
+        minute (samples five minutes newer have reused its slots).
+
+        Raises:
+            ValueError: ``start`` is not a multiple of 60 s.
+        """
+        if start % ROLLUP_SECONDS:
+            raise ValueError(f"a roll-up starts on a whole minute, not at {start!r}")
+        first = self._windows.index_of(start)
+        if not self._windows.holds(first):
+            return None
+        parts = []
+        for index in range(first, first + ROLLUP_SECONDS // SLICE_SECONDS):
+            written = self._written.get(index)
+            parts.append(self._slice(index, {} if written is None else dict(written.data)))
+        return merge_slices(parts, service=self.name, start=start)
+
+    def _slice(self, index: int, base: dict[str, Any]) -> HistorySlice:
+        """Slice ``index`` as the ring holds it, with ``base`` as its judgement."""
+        counts = self._windows.slice(index)
+        sketch = new_sketch() if counts is None else counts.sketch
+        return HistorySlice(
+            service=self.name,
+            resolution=SLICE_SECONDS,
+            start=float(index * SLICE_SECONDS),
+            samples=0 if counts is None else counts.total,
+            errors=0 if counts is None else counts.failed,
+            sketch=encode_sketch(sketch) if sketch.count else None,
+            data={**base, **sketch_quantiles(sketch)},
+        )
+
+    def _judgement_data(self, judgement: _Judgement) -> dict[str, Any]:
+        health, reason, since = self._health_now(judgement.now)
+        last = self._last_probe
+        return judgement_data(
+            as_of=judgement.now,
+            health=health,
+            reason=reason,
+            health_since=since,
+            last_at=None if last is None else last.at,
+            last_health=None if last is None else last.health,
+            last_health_since=self._health_since,
+            observed_at=self._observed_at,
+            signals=judgement.values,
+            timers=judgement.timers,
+        )
+
+    def restore(self, slices: Sequence[HistorySlice], now: float) -> list[str]:
+        """Take over from a previous leader: rebuild everything from its history slices.
+
+        Replaces whatever this object held, from this service's 10 s slices
+        (see :func:`console.model.history.read_takeover`): the ring of counts
+        and sketches; health, its reason and since, the last probe's time and
+        the Prometheus and health-JSON readings from the newest judgement; and
+        the threshold timers of signals whose feed is still fresh at ``now``
+        (a stale feed resets them, as it would have for the old leader). So
+        ``snapshot(now)`` shows what the old leader's would have before any
+        new sample, and the next sample carries its timers on. The sparkline
+        comes back at 10 s resolution.
+
+        Returns:
+            One line per thing that could not be read and was skipped.
+        """
+        self._clear()
+        taken = read_takeover(
+            slices, service=self.name, now=now, interval=self.interval,
+            keys=tuple(self._history), points=HISTORY_POINTS,
+        )
+        for ring in taken.ring:
+            self._windows.restore(ring.index, total=ring.total, failed=ring.failed, sketch=ring.sketch)
+            self._written[ring.index] = ring.piece
+        if taken.record is not None:
+            self._restore_judgement(taken.record, now)
+        for key, points in taken.sparkline.items():
+            self._history[key].extend(points)
+        self._history_index = taken.last_index
+        return taken.problems
+
+    def _restore_judgement(self, record: ServiceRecord, now: float) -> None:
+        """Health, the last probe, readings and fresh timers, as the record shows them."""
+        if record.last_at is not None:
+            verdict = record.last_health or record.health
+            self._last_probe = ProbeResult(
+                self.name, record.last_at, 0.0, verdict, record.reason, ok=verdict != "down"
+            )
+            self._health = verdict
+            self._health_since = record.last_at if record.last_health_since is None else record.last_health_since
+        self._observed_at = record.observed_at
+        for name, entry in record.signals.items():
+            reading_fed = name in self._prometheus or name in self._specs
+            if reading_fed and entry.at is not None:
+                self._readings[name] = _Reading(
+                    value=entry.value if entry.state not in ("no_data", "source_down") else None,
+                    at=entry.at,
+                    error=entry.detail if entry.state == "source_down" else None,
+                    why_none=(entry.detail or "no data") if entry.state == "no_data" else "no data",
+                )
+            threshold = self._thresholds.get(name)
+            if threshold is None or entry.state not in JUDGED_STATES or entry.at is None:
+                continue
+            promql = name in self._prometheus or (name in self._specs and self._specs[name].promql)
+            limit = stale_after(self._prometheus_interval) if promql else self._stale_after
+            if now - entry.at > limit:
+                continue  # its feed went stale: "continuously past" cannot be claimed across it
+            levels = {level: since for level, since in entry.timers.items() if getattr(threshold, level) is not None}
+            if levels:
+                self._past_since[name] = levels
 
 
 def _latency(window: WindowSummary) -> LatencyWindow:
@@ -431,8 +580,14 @@ def _view(threshold: Threshold, past: str | None, since: float | None) -> Thresh
     )
 
 
-def _stale_detail(limit: float, interval: float) -> str:
-    return f"no new value for {_seconds(limit)} ({STALE_INTERVALS} × {_seconds(interval)} interval)"
+def _stale_detail(limit: float, interval: float, timeout: float = 0.0) -> str:
+    return f"no new value for {_seconds(limit)} ({_limit_words(interval, timeout)})"
+
+
+def _limit_words(interval: float, timeout: float) -> str:
+    """How the staleness limit is made: "3 × 5s interval" or "3 × 1s interval + 2s timeout"."""
+    words = f"{STALE_INTERVALS} × {_seconds(interval)} interval"
+    return words + (f" + {_seconds(timeout)} timeout" if timeout else "")
 
 
 def _seconds(seconds: float) -> str:

@@ -1,7 +1,10 @@
-"""Durations and percentages as operators write them ("500ms", "5m", "10%").
+"""Durations and percentages as operators write them ("500ms", "5m", "10%"), and
+signal values as operators read them ("74.4 ms", "1.20 s", "0.42%").
 
 Config models use the ``Duration`` and ``Percent`` annotated types so a bad
-value is reported with an example of a good one.
+value is reported with an example of a good one. :func:`format_value` is the
+one spelling of a signal's value: the services table, the panels and
+``conn status`` all call it, so the same number never reads two ways.
 """
 
 from __future__ import annotations
@@ -78,6 +81,83 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str),
 ]
 """Seconds, written in config as "500ms", "2s", "5m"."""
+
+NO_DATA = "no data"
+"""What a missing value reads as: never "0", which would be a value."""
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """A signal's value with its unit, as an on-call engineer reads it at a glance.
+
+    * Milliseconds: one decimal below 100 ms ("74.4 ms"), whole below 1 s
+      ("420 ms"), then seconds with three significant digits ("1.20 s",
+      "12.5 s", "125 s"): a latency past a second reads in seconds.
+    * Percent: two decimals below 10% ("0.04%", "4.15%"), one from 10%
+      ("12.5%", "93.1%"). A value that is not zero never reads as zero
+      ("<0.01%") and one just under 100 never reads as 100 (">99.9%"):
+      "0.00%" errors and "100.0%" hits are exact.
+    * Anything else (a count, "req/s", a configured unit): four significant
+      digits ("0.4212", "12.35"), whole with thousands separators from 1,000
+      ("123,456 req/s"); past 10^15 (only a broken source says that) in
+      scientific notation ("1e+32 ms").
+
+    Rounding decides the step, so 999.96 ms reads "1.00 s", not "1000.0 ms".
+
+    Args:
+        value: the value, or None when there is none.
+        unit: "ms", "%", or the signal's configured unit ("" for none).
+
+    Returns:
+        The text, never cut; :data:`NO_DATA` for None.
+    """
+    if value is None:
+        return NO_DATA
+    if not math.isfinite(value):
+        number = "NaN" if math.isnan(value) else "∞" if value > 0 else "-∞"
+    elif abs(value) >= _HUGE:  # a broken source, not a reading: short beats exact
+        number = f"{value:.3g}"
+    elif unit == "ms":
+        if round(abs(value)) < 1000:
+            return _with_unit(_tiered(value, ((100, 1), (1000, 0))), "ms")
+        return _with_unit(_tiered(value / 1000, ((10, 2), (100, 1))), "s")
+    elif unit == "%":
+        number = _percent(value)
+    elif value == 0:
+        number = "0"
+    elif round(abs(value)) >= 1000:
+        number = f"{value:,.0f}"
+    else:
+        number = f"{value:.4g}" if abs(value) >= 0.001 else f"{value:.3g}"
+    return _with_unit(number, unit)
+
+
+_HUGE = 1e15
+
+
+def _percent(value: float) -> str:
+    if 0 < value < 0.005:
+        return "<0.01"
+    if 99.95 <= value < 100:
+        return ">99.9"
+    return _tiered(value, ((10, 2), (1000, 1)))
+
+
+def _tiered(value: float, tiers: tuple[tuple[float, int], ...]) -> str:
+    """``value`` with the decimals of the first tier whose limit its rounded size is under.
+
+    Past the last tier: whole, with thousands separators.
+    """
+    for limit, decimals in tiers:
+        if round(abs(value), decimals) < limit:
+            return f"{value:.{decimals}f}"
+    return f"{value:,.0f}"
+
+
+def _with_unit(number: str, unit: str) -> str:
+    if not unit:
+        return number
+    return f"{number}{unit}" if unit == "%" else f"{number} {unit}"
+
 
 Percent = Annotated[float, BeforeValidator(parse_percent)]
 """A percentage 0–100, written in config as "10%" or 10."""

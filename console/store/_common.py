@@ -18,9 +18,6 @@ from console.errors import CorruptRow
 from console.model.events import Event, NewEvent, canonical_json, check_stream_name, event_hash
 from console.store.base import LiveRow
 
-SCHEMA_VERSION = 1
-"""The schema this code writes; a store with a higher one is refused (SchemaTooNew)."""
-
 APP = "conn"
 """The ``app`` value in the meta table that marks a database as Conn's."""
 
@@ -60,7 +57,7 @@ def to_json(data: Mapping[str, Any], what: str) -> str:
     return text
 
 
-def _kind(value: object) -> str:
+def kind(value: object) -> str:
     """What a stored value is, for messages: a type name, never the (untrusted) value."""
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
             int: "a number", float: "a number", type(None): "null",
@@ -78,7 +75,7 @@ def time_problem(value: object) -> str | None:
     event description format it, so a time that cannot would crash them.
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"is not a number (found {_kind(value)})"
+        return f"is not a number (found {kind(value)})"
     try:
         datetime.fromtimestamp(value, UTC)
     except (OverflowError, ValueError, OSError):
@@ -98,7 +95,7 @@ def decode_object(text: object, what: str) -> dict[str, Any]:
             writes anything else, so the row was edited or damaged).
     """
     if not isinstance(text, str):
-        raise CorruptRow(f"{what} is not JSON text (found {_kind(text)})")
+        raise CorruptRow(f"{what} is not JSON text (found {kind(text)})")
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except ValueError as e:  # JSONDecodeError, NaN, an int too long to convert
@@ -106,7 +103,7 @@ def decode_object(text: object, what: str) -> dict[str, Any]:
     except RecursionError as e:
         raise CorruptRow(f"{what} is JSON nested too deeply to read") from e
     if not isinstance(data, dict):
-        raise CorruptRow(f"{what} is not a JSON object (found {_kind(data)})")
+        raise CorruptRow(f"{what} is not a JSON object (found {kind(data)})")
     return data
 
 
@@ -127,13 +124,13 @@ def event_from_row(row: Sequence[Any]) -> Event:
     """
     position = row[0]
     if not _is_int(position):
-        raise CorruptRow(f"an event row has a position that is not an integer ({_kind(position)})")
+        raise CorruptRow(f"an event row has a position that is not an integer ({kind(position)})")
     where = f"at position {position}"
     for index, name in _EVENT_TEXT:
         if not isinstance(row[index], str):
-            raise CorruptRow(f"{name} {where} is not text (found {_kind(row[index])})")
+            raise CorruptRow(f"{name} {where} is not text (found {kind(row[index])})")
     if not _is_int(row[3]):
-        raise CorruptRow(f"version {where} is not an integer (found {_kind(row[3])})")
+        raise CorruptRow(f"version {where} is not an integer (found {kind(row[3])})")
     problem = time_problem(row[5])
     if problem is not None:
         raise CorruptRow(f"time {where} {problem}")
@@ -160,14 +157,14 @@ def live_from_row(row: Sequence[Any]) -> LiveRow:
     """
     service = row[0]
     if not isinstance(service, str):
-        raise CorruptRow(f"a live row has a service name that is not text ({_kind(service)})")
+        raise CorruptRow(f"a live row has a service name that is not text ({kind(service)})")
     name = repr(service) if len(service) <= 80 else repr(service[:80]) + "…"
     data = decode_object(row[1], f"live data of service {name}")
     problem = time_problem(row[2])
     if problem is not None:
         raise CorruptRow(f"updated_at of service {name} {problem}")
     if not isinstance(row[3], str):
-        raise CorruptRow(f"writer of service {name} is not text (found {_kind(row[3])})")
+        raise CorruptRow(f"writer of service {name} is not text (found {kind(row[3])})")
     return LiveRow(service, data, float(row[2]), row[3])
 
 

@@ -1,4 +1,4 @@
-"""The one persistence contract: an event log plus a small live table.
+"""The one persistence contract: an event log, a small live table and the signal history.
 
 Two implementations fit it: SQLite (embedded, the default) and PostgreSQL
 (team mode). Callers never know which one they hold.
@@ -6,11 +6,12 @@ Two implementations fit it: SQLite (embedded, the default) and PostgreSQL
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from console.model.events import Actor, Event, NewEvent
+from console.model.history import HistorySlice
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class LeaderLock(Protocol):
 
 
 class EventStore(Protocol):
-    """An append-only event log with optimistic concurrency, plus the live table."""
+    """An append-only event log with optimistic concurrency, the live table and the history."""
 
     @property
     def url(self) -> str:
@@ -116,6 +117,58 @@ class EventStore(Protocol):
 
         Raises:
             CorruptRow: a row was damaged; names the service and what is wrong.
+        """
+        ...
+
+    async def write_history(self, slices: Sequence[HistorySlice]) -> None:
+        """Upsert ``slices`` by (service, resolution, start), all in one transaction.
+
+        The leader calls it once per tick with every service's slice, so it is
+        one transaction and, where the driver allows, one round trip. Within a
+        batch, a later slice with the same key wins.
+
+        Raises:
+            ValueError: a slice that cannot be stored or read back (a bad
+                service name, a start that is not a time, a negative count,
+                more errors than samples, data that is not plain JSON, a
+                sketch that is not bytes); nothing is written then.
+            StoreError: the store could not be written.
+        """
+        ...
+
+    async def read_history(
+        self,
+        *,
+        since: float,
+        until: float | None = None,
+        services: Collection[str] | None = None,
+        resolution: int = 10,
+    ) -> list[HistorySlice]:
+        """Slices of ``resolution`` with ``since <= start < until``, ordered by (service, start).
+
+        ``until=None`` reads to the newest slice; ``services=None`` reads every
+        service. Service names are ordered by code point on both backends.
+
+        Raises:
+            ValueError: a bound that is not a finite number, a bad resolution or name.
+            CorruptRow: a row was damaged; names its service, start and field.
+        """
+        ...
+
+    async def prune_history(
+        self, *, now: float, retention: Mapping[int, float], sketch_retention: float
+    ) -> int:
+        """Apply retention, in one transaction.
+
+        Deletes the slices of each resolution in ``retention`` that start before
+        ``now - retention[resolution]`` (other resolutions are kept), and drops
+        the sketch of every slice that starts before ``now - sketch_retention``.
+
+        Returns:
+            How many slices were deleted.
+
+        Raises:
+            ValueError: a time or retention that is not a finite number >= 0.
         """
         ...
 

@@ -9,6 +9,10 @@ linear. Appends are rare (decisions, not samples), so one lock costs nothing.
 Subscribers hear ``NOTIFY conn_events`` on a dedicated connection and poll as
 a fallback, so a lost listener only makes them slower, never blind.
 Tables are prefixed ``conn_`` so the store can live in a shared database.
+
+The signal history is written once per tick for every service, so a write is
+one ``INSERT … SELECT FROM unnest(…)`` statement: one round trip, one transaction.
+Schema creation and migrations live in ``_postgres_schema``.
 """
 
 from __future__ import annotations
@@ -16,20 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 
-from console.errors import ConcurrencyError, NotAConnDatabase, SchemaTooNew, StoreError
+from console.errors import ConcurrencyError, StoreError
 from console.model.events import GENESIS_HASH, Actor, Event, NewEvent, check_stream_name
+from console.model.history import HistorySlice
 from console.store._common import (
-    APP,
     COLUMNS,
     LIVE_COLUMNS,
     READ_BATCH,
-    SCHEMA_VERSION,
     build_events,
     check_append,
     check_limit,
@@ -40,15 +42,26 @@ from console.store._common import (
     no_winner,
     redact_url,
 )
+from console.store._history import (
+    HISTORY_COLUMNS,
+    check_resolution,
+    check_retention,
+    check_services,
+    check_window,
+    history_from_row,
+    history_rows,
+)
+from console.store._postgres_schema import (
+    APPEND_LOCK_KEY,
+    DRIVER_ERRORS,
+    URL_ERRORS,
+    check_url,
+    initialize,
+)
 from console.store.base import LiveRow
+from console.store.postgres_lock import AdvisoryLeaderLock
 
 _T = TypeVar("_T")
-
-APPEND_LOCK_KEY = 0x636F_6E6E_0001
-"""Advisory lock (transaction-level) that serialises appends and schema changes."""
-
-LEADER_LOCK_KEY = 0x636F_6E6E_0002
-"""Advisory lock (session-level) held by the leader on its own connection."""
 
 CHANNEL = "conn_events"
 """NOTIFY channel; the payload is the last appended position."""
@@ -56,132 +69,14 @@ CHANNEL = "conn_events"
 _LISTEN_RETRY = 5.0
 """Seconds between attempts to re-open a lost listener connection."""
 
-_LOCK_QUERY_TIMEOUT = 5.0
-"""Seconds a leader-lock query may take before the lock is treated as lost."""
-
-_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.InternalClientError,
-    OSError,
-    TimeoutError,
-)
-
-_SCHEMA = (
-    "CREATE TABLE conn_meta (key text PRIMARY KEY, value text NOT NULL)",
-    # payload is `json`, not `jsonb`: json keeps the text verbatim, so what was
-    # hashed is what reads back (jsonb would rewrite 1e100 and re-hash wrong).
-    """CREATE TABLE conn_events (
-        position bigint PRIMARY KEY,
-        id text NOT NULL UNIQUE,
-        stream text NOT NULL,
-        version integer NOT NULL,
-        type text NOT NULL,
-        time double precision NOT NULL,
-        actor text NOT NULL,
-        reason text NOT NULL,
-        payload json NOT NULL,
-        prev_hash text NOT NULL,
-        hash text NOT NULL,
-        UNIQUE (stream, version)
-    )""",
-    """CREATE TABLE conn_live (
-        service text PRIMARY KEY,
-        data json NOT NULL,
-        updated_at double precision NOT NULL,
-        writer text NOT NULL
-    )""",
-)
-
 _COLUMNS = COLUMNS
-
-_URL_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.exceptions.ClientConfigurationError,
-    ValueError,
-    OverflowError,
-    TypeError,
-    UnicodeError,
-)
-"""What asyncpg raises, besides driver errors, for a DSN it cannot use (port 99999 → OverflowError)."""
-
-
-def _port_problem(port: str) -> str | None:
-    if not port:
-        return None
-    shown = port if len(port) <= 20 else port[:20] + "…"
-    if not port.isascii() or not port.isdigit():
-        return f"port {shown!r} is not a number"
-    if not 1 <= int(port) <= 65535:
-        return f"port {shown} is out of range (1-65535)"
-    return None
-
-
-def _url_problem(dsn: str) -> str | None:
-    """What is wrong with the ports of ``dsn``, or None.
-
-    Checked before asyncpg sees the URL, because asyncpg reports a bad port
-    as a bare OverflowError from deep in its connect code.
-    """
-    try:
-        parts = urlsplit(dsn)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-    except ValueError as e:
-        return str(e)
-    hosts = parts.netloc.rpartition("@")[2]  # the password may hold ':' or ','
-    ports = []
-    for host in hosts.split(","):
-        if host.startswith("["):  # [::1]:5432
-            ports.append(host.partition("]")[2].removeprefix(":"))
-        else:
-            ports.append(host.partition(":")[2])
-    ports += [p for k, v in query if k == "port" for p in v.split(",")]
-    for port in ports:
-        problem = _port_problem(port)
-        if problem is not None:
-            return problem
-    return None
 
 
 async def _translate(url: str, work: Awaitable[_T]) -> _T:
     try:
         return await work
-    except _DRIVER_ERRORS as e:
+    except DRIVER_ERRORS as e:
         raise StoreError(f"{url}: {e}") from e
-
-
-async def _initialize(conn: asyncpg.Connection, url: str) -> None:
-    """Create the schema in an empty database, or check an existing one is ours and not newer."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK_KEY)
-        found = await conn.fetchrow(
-            "SELECT to_regclass('conn_meta') IS NOT NULL AS meta, "
-            "to_regclass('conn_events') IS NOT NULL AS events, "
-            "to_regclass('conn_live') IS NOT NULL AS live"
-        )
-        if found is None or not found["meta"]:
-            if found is not None and (found["events"] or found["live"]):
-                raise NotAConnDatabase(
-                    f"{url} has conn_events/conn_live tables but no conn_meta; not changed"
-                )
-            for statement in _SCHEMA:
-                await conn.execute(statement)
-            await conn.executemany(
-                "INSERT INTO conn_meta (key, value) VALUES ($1, $2)",
-                [("app", APP), ("schema_version", str(SCHEMA_VERSION))],
-            )
-            return
-        meta = {r["key"]: r["value"] for r in await conn.fetch("SELECT key, value FROM conn_meta")}
-        if meta.get("app") != APP:
-            raise NotAConnDatabase(f"{url}: conn_meta does not belong to Conn; not changed")
-        try:
-            version = int(meta["schema_version"])
-        except (KeyError, ValueError) as e:
-            raise NotAConnDatabase(f"{url}: conn_meta has no valid schema_version") from e
-        if version > SCHEMA_VERSION:
-            raise SchemaTooNew(
-                f"{url} was written by a newer Conn (schema version {version}, this Conn "
-                f"knows up to {SCHEMA_VERSION}); upgrade Conn. Nothing was changed."
-            )
 
 
 class PostgresEventStore:
@@ -215,6 +110,7 @@ class PostgresEventStore:
         connect_timeout: float = 10.0,
         command_timeout: float = 30.0,
         password: str | None = None,
+        migrate: bool = False,
     ) -> PostgresEventStore:
         """Connect to ``dsn`` (``postgresql://user:pw@host:port/db``) and prepare the schema.
 
@@ -226,28 +122,28 @@ class PostgresEventStore:
             command_timeout: seconds before any one query is given up (a hung
                 server becomes a StoreError instead of a frozen console).
             password: the password, kept out of the URL (it comes from a secret).
+            migrate: bring tables at an older schema version up to date
+                instead of refusing them.
 
         Raises:
             NotAConnDatabase: conn_* tables exist but are not Conn's.
             SchemaTooNew: written by a newer Conn (nothing changed).
+            SchemaTooOld: at an older version and not ``migrate`` (nothing changed).
             StoreError: the server cannot be reached or refused us.
         """
-        url = redact_url(dsn)
-        problem = _url_problem(dsn)
-        if problem is not None:
-            raise StoreError(f"{url} is not a usable PostgreSQL URL: {problem}")
+        url = check_url(dsn)
         try:
             pool = await asyncpg.create_pool(
                 dsn, min_size=1, max_size=max_connections, timeout=connect_timeout,
                 command_timeout=command_timeout, password=password,
             )
-        except _URL_ERRORS as e:  # asyncpg's DSN parsing; before _DRIVER_ERRORS on purpose
+        except URL_ERRORS as e:  # asyncpg's DSN parsing; before DRIVER_ERRORS on purpose
             raise StoreError(f"{url} is not a usable PostgreSQL URL: {e}") from e
-        except _DRIVER_ERRORS as e:
+        except DRIVER_ERRORS as e:
             raise StoreError(f"cannot connect to {url}: {e}") from e
         try:
             async with pool.acquire() as conn:
-                await _translate(url, _initialize(conn, url))
+                await _translate(url, initialize(conn, url, migrate=migrate))
         except BaseException:
             pool.terminate()
             raise
@@ -413,7 +309,7 @@ class PostgresEventStore:
                 self._dsn, timeout=self._poll_interval * 5, password=self._password
             )
             await conn.add_listener(CHANNEL, self._on_notify)
-        except _DRIVER_ERRORS:
+        except DRIVER_ERRORS:
             return  # polling continues; retried after _LISTEN_RETRY
         if self._closed:
             await conn.close()
@@ -456,6 +352,96 @@ class PostgresEventStore:
 
         return await self._with_conn(work)
 
+    # -- signal history --------------------------------------------------------
+
+    async def write_history(self, slices: Sequence[HistorySlice]) -> None:
+        """Upsert ``slices`` by (service, resolution, start) in one statement (one round trip).
+
+        Raises:
+            ValueError: a slice that cannot be stored (nothing is written then).
+            StoreError: the database could not be written.
+        """
+        rows = history_rows(slices)
+        if not rows:
+            return
+        columns = [list(column) for column in zip(*rows, strict=True)]
+
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                f"INSERT INTO conn_history ({HISTORY_COLUMNS}) "
+                "SELECT * FROM unnest($1::text[], $2::integer[], $3::double precision[], "
+                "$4::bigint[], $5::bigint[], $6::bytea[], $7::json[]) "
+                "ON CONFLICT (service, resolution, start) DO UPDATE SET "
+                "samples = excluded.samples, errors = excluded.errors, "
+                "sketch = excluded.sketch, data = excluded.data",
+                *columns,
+            )
+
+        await self._with_conn(work)
+
+    async def read_history(
+        self,
+        *,
+        since: float,
+        until: float | None = None,
+        services: Collection[str] | None = None,
+        resolution: int = 10,
+    ) -> list[HistorySlice]:
+        """Slices of ``resolution`` with ``since <= start < until``, ordered by (service, start).
+
+        Raises:
+            ValueError: a bound that is not a finite number, a bad resolution or name.
+            CorruptRow: a row was damaged; names its service, start and field.
+        """
+        first, last = check_window(since, until)
+        names = check_services(services)
+        check_resolution(resolution)
+        if names == []:
+            return []
+
+        async def work(conn: asyncpg.Connection) -> list[HistorySlice]:
+            # NULL for "no bound" / "every service" keeps it one prepared statement.
+            rows = await conn.fetch(
+                f"SELECT {HISTORY_COLUMNS} FROM conn_history "
+                "WHERE resolution = $1 AND start >= $2 AND ($3::double precision IS NULL "
+                "OR start < $3) AND ($4::text[] IS NULL OR service = ANY($4)) "
+                "ORDER BY service, start",
+                resolution, first, last, names,
+            )
+            return [history_from_row(row) for row in rows]
+
+        return await self._with_conn(work)
+
+    async def prune_history(
+        self, *, now: float, retention: Mapping[int, float], sketch_retention: float
+    ) -> int:
+        """Delete slices older than their resolution's retention; drop older sketches.
+
+        Resolutions missing from ``retention`` are kept. One transaction.
+
+        Returns:
+            How many slices were deleted.
+        """
+        cutoffs, sketch_cutoff = check_retention(now, retention, sketch_retention)
+
+        async def work(conn: asyncpg.Connection) -> int:
+            deleted = 0
+            async with conn.transaction():
+                for resolution, cutoff in cutoffs:
+                    status = await conn.execute(
+                        "DELETE FROM conn_history WHERE resolution = $1 AND start < $2",
+                        resolution, cutoff,
+                    )
+                    deleted += int(status.rpartition(" ")[2])  # "DELETE 42"
+                await conn.execute(
+                    "UPDATE conn_history SET sketch = NULL "
+                    "WHERE sketch IS NOT NULL AND start < $1",
+                    sketch_cutoff,
+                )
+            return deleted
+
+        return await self._with_conn(work)
+
     # -- leadership and lifetime ----------------------------------------------
 
     def leader_lock(self) -> AdvisoryLeaderLock:
@@ -472,76 +458,8 @@ class PostgresEventStore:
             listener.terminate()
         try:
             await asyncio.wait_for(self._pool.close(), timeout=5)
-        except _DRIVER_ERRORS:
+        except DRIVER_ERRORS:
             self._pool.terminate()  # a connection stuck or already broken: cut it
         except asyncio.CancelledError:
             self._pool.terminate()
-            raise
-
-
-class AdvisoryLeaderLock:
-    """A :class:`~console.store.base.LeaderLock`: ``pg_try_advisory_lock`` on a dedicated connection.
-
-    The database releases the lock when that connection ends — the holder
-    died, its host vanished, or :meth:`release` closed it.
-    """
-
-    def __init__(
-        self, dsn: str, key: int = LEADER_LOCK_KEY, *, password: str | None = None
-    ) -> None:
-        """Prepare a lock on ``key`` in the database at ``dsn``; nothing connects yet."""
-        self._dsn = dsn
-        self._password = password
-        self._url = redact_url(dsn)
-        self._key = key
-        self._conn: asyncpg.Connection | None = None
-        self._held = False
-
-    @property
-    def held(self) -> bool:
-        """True while the lock is taken and its connection is alive."""
-        return self._held and self._conn is not None and not self._conn.is_closed()
-
-    async def try_acquire(self) -> bool:
-        """Take the lock if it is free; True while held. Does not wait for the holder.
-
-        When already held, checks the connection is still alive (a dead
-        connection means the database has already given the lock away).
-
-        Raises:
-            StoreError: the database cannot be reached.
-        """
-        if self._conn is not None and self._conn.is_closed():
-            self._conn, self._held = None, False
-        try:
-            if self._conn is None:
-                self._conn = await asyncpg.connect(self._dsn, timeout=10, password=self._password)
-            if self._held:
-                await self._conn.fetchval("SELECT 1", timeout=_LOCK_QUERY_TIMEOUT)
-                return True
-            self._held = bool(
-                await self._conn.fetchval(
-                    "SELECT pg_try_advisory_lock($1)", self._key, timeout=_LOCK_QUERY_TIMEOUT
-                )
-            )
-        except _DRIVER_ERRORS as e:
-            await self._drop()
-            raise StoreError(f"leader lock on {self._url}: {e}") from e
-        return self._held
-
-    async def release(self) -> None:
-        """Give the lock up and close its connection (idempotent)."""
-        await self._drop()
-
-    async def _drop(self) -> None:
-        conn, self._conn, self._held = self._conn, None, False
-        if conn is None or conn.is_closed():
-            return
-        try:
-            # Ending the session frees the lock; an explicit unlock is not needed.
-            await asyncio.wait_for(conn.close(), timeout=5)
-        except _DRIVER_ERRORS:
-            conn.terminate()  # broken already: the server drops the lock with it
-        except asyncio.CancelledError:
-            conn.terminate()
             raise

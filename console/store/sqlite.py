@@ -6,9 +6,8 @@ one of them writes; ``BEGIN IMMEDIATE`` takes the write lock before the
 version check, so the check and the insert are one atomic step across
 processes, and the global hash chain stays linear.
 
-Opening is careful with files that are not ours: a foreign or newer file is
-refused before anything is written to it, so pointing Conn at the wrong path
-never damages someone's data.
+Opening, creating and migrating the file live in ``_sqlite_schema``; this
+module is the store once it is open.
 """
 
 from __future__ import annotations
@@ -16,27 +15,18 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
 
-from console.errors import (
-    ConcurrencyError,
-    NotAConnDatabase,
-    SchemaTooNew,
-    StateDirError,
-    StoreError,
-)
+from console.errors import ConcurrencyError, StoreError
 from console.model.events import GENESIS_HASH, Actor, Event, NewEvent, check_stream_name
+from console.model.history import HistorySlice
 from console.store._common import (
-    APP,
     COLUMNS,
     LIVE_COLUMNS,
     READ_BATCH,
-    SCHEMA_VERSION,
     build_events,
     check_append,
     check_limit,
@@ -46,106 +36,22 @@ from console.store._common import (
     live_from_row,
     no_winner,
 )
+from console.store._history import (
+    HISTORY_COLUMNS,
+    check_resolution,
+    check_retention,
+    check_services,
+    check_window,
+    history_from_row,
+    history_rows,
+)
+from console.store._sqlite_schema import open_blocking, write_transaction
 from console.store.base import LiveRow
 from console.store.locks import FileLeaderLock
 
 _T = TypeVar("_T")
 
-_SQLITE_CANTOPEN = 14
-_SQLITE_NOTADB = 26
-
-_SCHEMA = (
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE events (
-        position INTEGER PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
-        stream TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        type TEXT NOT NULL,
-        time REAL NOT NULL,
-        actor TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        UNIQUE (stream, version)
-    )""",
-    """CREATE TABLE live (
-        service TEXT PRIMARY KEY,
-        data TEXT NOT NULL,
-        updated_at REAL NOT NULL,
-        writer TEXT NOT NULL
-    )""",
-)
-
 _COLUMNS = COLUMNS
-
-
-def _inspect(conn: sqlite3.Connection, path: Path) -> int | None:
-    """The file's Conn schema version, or None for a brand-new (empty) file.
-
-    Raises:
-        NotAConnDatabase: SQLite, but not written by Conn.
-        SchemaTooNew: written by a newer Conn.
-    """
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-    user_version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if not tables and user_version == 0:
-        return None
-    if "meta" not in tables:
-        raise NotAConnDatabase(
-            f"{path} is a SQLite database, but not Conn's (no meta table); it was not changed"
-        )
-    try:
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    except sqlite3.OperationalError as e:
-        raise NotAConnDatabase(f"{path} is not a Conn database ({e}); it was not changed") from e
-    if meta.get("app") != APP:
-        raise NotAConnDatabase(
-            f"{path} is a SQLite database of app {meta.get('app')!r}, not Conn's; it was not changed"
-        )
-    try:
-        version = int(meta["schema_version"])
-    except (KeyError, ValueError) as e:
-        raise NotAConnDatabase(
-            f"{path} has no valid Conn schema version; it was not changed"
-        ) from e
-    if version > SCHEMA_VERSION:
-        raise SchemaTooNew(
-            f"{path} was written by a newer Conn (schema version {version}, this Conn "
-            f"knows up to {SCHEMA_VERSION}); upgrade Conn. The file was not changed."
-        )
-    return version
-
-
-def _probe(path: Path, timeout: float) -> None:
-    """Check an existing file read-only, so a file that is not ours stays byte-for-byte intact."""
-    uri = f"file:{quote(str(path))}?mode=ro"
-    try:
-        conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
-    except sqlite3.Error as e:
-        raise StoreError(f"cannot open {path}: {e}") from e
-    try:
-        _inspect(conn, path)
-    except sqlite3.DatabaseError as e:
-        if getattr(e, "sqlite_errorcode", None) == _SQLITE_NOTADB:
-            raise NotAConnDatabase(
-                f"{path} is not a SQLite database (so not a Conn store); it was not changed"
-            ) from e
-        raise StoreError(f"cannot read {path}: {e}") from e
-    finally:
-        conn.close()
-
-
-def _ensure_dir(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StateDirError(
-            f"cannot create the state directory {directory}: {e.strerror or e}"
-        ) from e
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise StateDirError(f"the state directory {directory} is not writable")
 
 
 class SQLiteEventStore:
@@ -181,6 +87,7 @@ class SQLiteEventStore:
         *,
         poll_interval: float = 0.25,
         busy_timeout: float = 10.0,
+        migrate: bool = False,
     ) -> SQLiteEventStore:
         """Open (creating if needed) the store at ``path``.
 
@@ -188,17 +95,20 @@ class SQLiteEventStore:
             path: the database file; its directory is created if missing.
             poll_interval: seconds between polls in :meth:`subscribe`.
             busy_timeout: seconds to wait for another process's write lock.
+            migrate: bring a file at an older schema version up to date
+                instead of refusing it.
 
         Raises:
             StateDirError: the directory cannot be created or written.
             NotAConnDatabase: the file exists but is not a Conn store (untouched).
             SchemaTooNew: the file was written by a newer Conn (untouched).
+            SchemaTooOld: the file is at an older version and not ``migrate`` (untouched).
             StoreError: any other failure to open.
         """
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conn-sqlite")
         try:
             absolute, conn = await asyncio.get_running_loop().run_in_executor(
-                executor, _open_blocking, path, busy_timeout
+                executor, lambda: open_blocking(path, busy_timeout, migrate=migrate)
             )
         except BaseException:
             executor.shutdown(wait=False)
@@ -232,19 +142,6 @@ class SQLiteEventStore:
         except sqlite3.Error as e:
             raise StoreError(f"{self.url}: {e}") from e
 
-    @staticmethod
-    @contextmanager
-    def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
-        # IMMEDIATE takes the write lock now, so what we read is still true at COMMIT.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
     # -- events --------------------------------------------------------------
 
     async def append(
@@ -267,7 +164,7 @@ class SQLiteEventStore:
         who = str(actor)
 
         def work(conn: sqlite3.Connection) -> int:
-            with self._write_transaction(conn):
+            with write_transaction(conn):
                 actual = conn.execute(
                     "SELECT coalesce(max(version), 0) FROM events WHERE stream = ?", (stream,)
                 ).fetchone()[0]
@@ -394,6 +291,91 @@ class SQLiteEventStore:
 
         return await self._run(work)
 
+    # -- signal history --------------------------------------------------------
+
+    async def write_history(self, slices: Sequence[HistorySlice]) -> None:
+        """Upsert ``slices`` by (service, resolution, start), all in one transaction.
+
+        Raises:
+            ValueError: a slice that cannot be stored (nothing is written then).
+            StoreError: the file could not be written.
+        """
+        rows = history_rows(slices)
+        if not rows:
+            return
+
+        def work(conn: sqlite3.Connection) -> None:
+            with write_transaction(conn):
+                conn.executemany(
+                    f"INSERT INTO history ({HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (service, resolution, start) DO UPDATE SET "
+                    "samples = excluded.samples, errors = excluded.errors, "
+                    "sketch = excluded.sketch, data = excluded.data",
+                    rows,
+                )
+
+        await self._run(work)
+
+    async def read_history(
+        self,
+        *,
+        since: float,
+        until: float | None = None,
+        services: Collection[str] | None = None,
+        resolution: int = 10,
+    ) -> list[HistorySlice]:
+        """Slices of ``resolution`` with ``since <= start < until``, ordered by (service, start).
+
+        Raises:
+            ValueError: a bound that is not a finite number, a bad resolution or name.
+            CorruptRow: a row was damaged; names its service, start and field.
+        """
+        first, last = check_window(since, until)
+        names = check_services(services)
+        check_resolution(resolution)
+        if names == []:
+            return []
+        query = f"SELECT {HISTORY_COLUMNS} FROM history WHERE resolution = ? AND start >= ?"
+        args: list[object] = [resolution, first]
+        if last is not None:
+            query += " AND start < ?"
+            args.append(last)
+        if names is not None:
+            query += f" AND service IN ({', '.join('?' * len(names))})"
+            args += names
+        query += " ORDER BY service, start"
+        return await self._run(
+            lambda conn: [history_from_row(row) for row in conn.execute(query, args)]
+        )
+
+    async def prune_history(
+        self, *, now: float, retention: Mapping[int, float], sketch_retention: float
+    ) -> int:
+        """Delete slices older than their resolution's retention; drop older sketches.
+
+        Resolutions missing from ``retention`` are kept. One transaction.
+
+        Returns:
+            How many slices were deleted.
+        """
+        cutoffs, sketch_cutoff = check_retention(now, retention, sketch_retention)
+
+        def work(conn: sqlite3.Connection) -> int:
+            deleted = 0
+            with write_transaction(conn):
+                for resolution, cutoff in cutoffs:
+                    deleted += conn.execute(
+                        "DELETE FROM history WHERE resolution = ? AND start < ?",
+                        (resolution, cutoff),
+                    ).rowcount
+                conn.execute(
+                    "UPDATE history SET sketch = NULL WHERE sketch IS NOT NULL AND start < ?",
+                    (sketch_cutoff,),
+                )
+            return deleted
+
+        return await self._run(work)
+
     # -- leadership and lifetime ----------------------------------------------
 
     def leader_lock(self) -> FileLeaderLock:
@@ -421,52 +403,3 @@ def _latest(conn: sqlite3.Connection, stream: str) -> str:
         f"SELECT {_COLUMNS} FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1", (stream,)
     ).fetchone()
     return describe_row(row) if row else no_winner(stream)
-
-
-def _open_blocking(
-    given: str | os.PathLike[str], busy_timeout: float
-) -> tuple[Path, sqlite3.Connection]:
-    path = Path(os.path.abspath(os.fspath(given)))
-    _ensure_dir(path.parent)
-    existed = path.exists()
-    if existed:
-        if not path.is_file():
-            raise StoreError(f"{path} is not a file")
-        _probe(path, busy_timeout)
-    try:
-        conn = sqlite3.connect(
-            str(path), timeout=busy_timeout, isolation_level=None
-        )
-    except sqlite3.Error as e:
-        raise _open_error(path, existed, e) from e
-    try:
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        with SQLiteEventStore._write_transaction(conn):
-            # Checked again under the write lock: another process may have
-            # created the schema since the probe.
-            # (A file at an older schema version would be migrated here; there is none yet.)
-            if _inspect(conn, path) is None:
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("app", APP), ("schema_version", str(SCHEMA_VERSION))],
-                )
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    except sqlite3.Error as e:
-        conn.close()
-        raise _open_error(path, existed, e) from e
-    except BaseException:
-        conn.close()
-        raise
-    return path, conn
-
-
-def _open_error(path: Path, existed: bool, error: sqlite3.Error) -> StoreError:
-    if not existed and getattr(error, "sqlite_errorcode", None) == _SQLITE_CANTOPEN:
-        return StateDirError(f"cannot create {path} in its state directory: {error}")
-    if getattr(error, "sqlite_errorcode", None) == _SQLITE_NOTADB:
-        return NotAConnDatabase(f"{path} is not a SQLite database (so not a Conn store)")
-    return StoreError(f"cannot open {path}: {error}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,13 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import var
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from console.engine.core import Engine
 from console.engine.snapshot import Snapshot
 from console.model.clock import Clock, SystemClock
 from console.ui.screens.dashboard import DashboardScreen
+from console.ui.text import safe_markup
 from console.ui.themes import CONN_THEMES
 
 
@@ -61,6 +64,8 @@ class ConnApp(App[None]):
         self.ticking = ticking
         self._keymap = keymap or dict(engine.config.keymap)
         self._owns_engine = False
+        self.pump_failure: str | None = None
+        """Why the console stopped receiving snapshots, once it has."""
 
     async def on_mount(self) -> None:
         for theme in CONN_THEMES:
@@ -68,13 +73,25 @@ class ConnApp(App[None]):
         self.theme = self.engine.config.theme
         if self._keymap:
             self.set_keymap(self._keymap)
-        if self.engine.role == "starting":
+        if self.engine.state == "created":
             # The app owns an engine it was handed unstarted: start it in this loop.
             await self.engine.start()
             self._owns_engine = True
         self.snapshot = self.engine.snapshot
         self.push_screen(DashboardScreen())
         self.run_worker(self._pump(), name="snapshots", exit_on_error=False, group="engine")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The snapshot pump must never stop silently: the screen would freeze as if all were calm."""
+        if event.worker.group != "engine" or event.state not in (WorkerState.ERROR, WorkerState.SUCCESS):
+            return
+        error = event.worker.error
+        why = f"{type(error).__name__}: {error}" if error is not None else "it ended"
+        self.pump_failure = f"the console stopped receiving updates ({why}); what is shown is frozen — restart conn"
+        self.notify(safe_markup(self.pump_failure, limit=300), severity="error",
+                    title="updates stopped", timeout=3600)
+        if self.snapshot is not None:
+            self.snapshot = replace(self.snapshot, problem=self.pump_failure)
 
     async def on_unmount(self) -> None:
         if self._owns_engine:

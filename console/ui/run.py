@@ -13,7 +13,8 @@ from console.ui.app import ConnApp
 
 
 async def _run(config: ConnConfig, demo_urls: dict[str, str] | None = None) -> int:
-    store = await open_configured_store(config)
+    # The demo owns its store: it brings an older one up to date by itself.
+    store = await open_configured_store(config, migrate=demo_urls is not None)
     try:
         # Started before the app, so a store that cannot be read is a clear error
         # message from `conn`, not a traceback from inside the UI.

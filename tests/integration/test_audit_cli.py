@@ -6,11 +6,13 @@ import json
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from console.model.events import Actor, NewEvent
+from console.model.flags import FlagState, flag_event, group_event
 from console.store import open_store
 
 
@@ -152,3 +154,62 @@ def test_bad_stream_name_is_a_clear_error(config_path: Path) -> None:
     run = conn("audit", "--config", str(config_path), "--stream", "no slash")
     assert run.returncode == 1
     assert "is not a stream name" in run.stderr
+
+
+@pytest.fixture
+async def flag_log(tmp_path: Path) -> Path:
+    """A log a console would write: a flag created, rolled out, turned off and on, keys, a kill."""
+    db = tmp_path / "conn.db"
+    store = await open_store(f"sqlite://{db}")
+    base = FlagState(name="checkout_v2", enabled=False)
+    steps = [
+        (base, None, "[flags.define.checkout_v2] in config"),
+        (replace(base, enabled=True), base, "turn it on"),
+        (replace(base, enabled=True, on_weight=1000), replace(base, enabled=True), "widen"),
+        (replace(base, enabled=True, on_weight=1000, allow=("qa-1",)),
+         replace(base, enabled=True, on_weight=1000), "qa"),
+        (replace(base, enabled=True, on_weight=1000, allow=("qa-1",), killed=True),
+         replace(base, enabled=True, on_weight=1000, allow=("qa-1",)), "5xx spike"),
+    ]  # fmt: skip
+    try:
+        for version, (after, before, reason) in enumerate(steps):
+            kind, payload = flag_event(after, before, change="x", evaluator="2.0")
+            await store.append("flag/checkout_v2", version, [NewEvent(kind, payload, reason)],
+                               actor=Actor("alice"), at=1_767_225_600.0 + version)
+        kind, payload = group_event("internal", ["a", "b", "c"], ["a", "b"])
+        await store.append("flag/@internal", 0, [NewEvent(kind, payload, "config changed")],
+                           actor=Actor("bob"), at=1_767_225_700.0)
+    finally:
+        await store.close()
+    path = tmp_path / "conn.toml"
+    path.write_text(f'store = "sqlite://{db}"\n')
+    return path
+
+
+def test_audit_lines_say_what_each_flag_event_changed(flag_log: Path) -> None:
+    run = conn("audit", "--config", str(flag_log))
+    assert run.returncode == 0, run.stderr
+    tails = [line.split("Z ", 1)[1] for line in run.stdout.splitlines()]
+    assert tails == [
+        "flag/checkout_v2 v1 created (0%, off) by alice — [flags.define.checkout_v2] in config",
+        "flag/checkout_v2 v2 off → on by alice — turn it on",
+        "flag/checkout_v2 v3 0% → 10% by alice — widen",
+        "flag/checkout_v2 v4 allowlist +qa-1 by alice — qa",
+        "flag/checkout_v2 v5 kill by alice — 5xx spike",
+        "flag/@internal v1 group internal: 3 keys (+1 −0) by bob — config changed",
+    ]
+
+
+def test_audit_json_keeps_the_stored_event_and_adds_a_summary(flag_log: Path) -> None:
+    run = conn("audit", "--config", str(flag_log), "--json", "--stream", "flag/checkout_v2")
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r["summary"] for r in rows] == [
+        "created (0%, off)", "off → on", "0% → 10%", "allowlist +qa-1", "kill"
+    ]
+    assert set(rows[-1]) == {
+        "position", "id", "stream", "version", "type", "time", "actor", "reason", "payload",
+        "prev_hash", "hash", "summary",
+    }
+    assert rows[-1]["type"] == "FlagChanged"
+    assert rows[-1]["payload"]["after"]["killed"] is True

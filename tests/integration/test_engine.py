@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -25,9 +25,11 @@ from console.engine.snapshot import Snapshot
 from console.engine.status import status_document
 from console.model.clock import FakeClock
 from console.model.events import Actor, NewEvent
+from console.model.live import stale_after
 from console.store import open_store
 from console.store.base import EventStore
 from tests.fixtures.fleet import demo_fleet_fixture, flag_file_fixture
+from tests.fixtures.waiting import until
 
 __all__ = ["demo_fleet_fixture", "flag_file_fixture"]
 
@@ -46,16 +48,6 @@ async def store(config: ConnConfig) -> AsyncIterator[EventStore]:
     await opened.close()
 
 
-async def until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    """Wait until ``predicate()`` holds; return the seconds it took."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - start
-
-
 def all_up(snapshot: Snapshot) -> bool:
     return all(v.live is not None and v.live.health == "up" for v in snapshot.services)
 
@@ -64,8 +56,8 @@ async def test_leader_probes_the_fleet_and_writes_the_live_table(
     config: ConnConfig, store: EventStore
 ) -> None:
     async with Engine(config, store) as engine:
-        await until(lambda: engine.role == "leader", 5, "the only engine leads")
-        await until(lambda: all_up(engine.snapshot), 10, "every demo service is up")
+        await until(lambda: engine.role == "leader", within=5, what="the only engine leads")
+        await until(lambda: all_up(engine.snapshot), within=10, what="every demo service is up")
         rows = await store.read_live()
     assert set(rows) == set(config.services)
     assert all(row.writer == engine.label for row in rows.values())
@@ -78,13 +70,13 @@ async def test_one_leader_per_store_and_the_follower_renders_its_rows(
     second_store = await open_store(config.store)
     try:
         async with Engine(config, store) as first, Engine(config, second_store) as second:
-            await until(lambda: "leader" in (first.role, second.role), 5, "someone leads")
+            await until(lambda: "leader" in (first.role, second.role), within=5, what="someone leads")
             await asyncio.sleep(1.5)  # several leadership rounds: nobody else may take it
             roles = sorted([first.role, second.role])
             assert roles == ["follower", "leader"]
             follower = first if first.role == "follower" else second
             leader = second if follower is first else first
-            await until(lambda: all_up(follower.snapshot), 10, "the follower sees the leader's values")
+            await until(lambda: all_up(follower.snapshot), within=10, what="the follower sees the leader's values")
             assert follower.snapshot.leader == leader.label
             assert follower.snapshot.role == "follower"
     finally:
@@ -125,8 +117,8 @@ async def test_follower_takes_over_within_seconds_when_the_leader_is_killed(
         await asyncio.sleep(1.5)
         assert engine.role == "follower"
         agent.send_signal(signal.SIGKILL)
-        took = await until(lambda: engine.role == "leader", 5, "the follower takes over")
-        await until(lambda: all_up(engine.snapshot), 10, "the new leader probes")
+        took = await until(lambda: engine.role == "leader", within=5, what="the follower takes over")
+        await until(lambda: all_up(engine.snapshot), within=10, what="the new leader probes")
     print(f"takeover after SIGKILL: {took:.2f}s")
 
 
@@ -166,7 +158,7 @@ async def test_injected_fault_shows_in_status_json_within_two_intervals(
         [sys.executable, "-m", "console", "status", "--json", "--config", str(info.config_path)],
         capture_output=True, text=True, timeout=60,
     )
-    assert status.returncode == 0, status.stderr
+    assert status.returncode == 2, status.stderr  # a service down: critical
     document = json.loads(status.stdout)
     by_name = {s["name"]: s for s in document["services"]}
     assert by_name["payments"]["health"] == "down"
@@ -181,17 +173,19 @@ async def test_status_probes_directly_when_no_leader_writes(
     config: ConnConfig, store: EventStore
 ) -> None:
     clock = FakeClock(start=time.time())
-    engine = Engine(config, store, clock=clock, lead=False)
+    engine = Engine(config, store, clock=clock, lead=False, follow=False)
     await store.write_live(
         "search", {"not": "a live row"}, at=clock.now(), writer="someone@elsewhere pid 1"
     )
-    clock.advance(3 * config.services["search"].interval + 1)
-    document = await status_document(engine)
+    spec = config.services["search"]
+    clock.advance(stale_after(spec.interval, spec.timeout) + 1)
+    async with engine:
+        document = await status_document(engine)
+        quiet = await status_document(engine, probe=False)
     by_name = {s["name"]: s for s in document["services"]}
     assert all(s["source"] == "probe" for s in document["services"])
     assert by_name["search"]["health"] == "up"
     assert any("probed directly" in note for note in document["notes"])
-    quiet = await status_document(engine, probe=False)
     assert all(s["health"] == "unknown" and s["stale"] for s in quiet["services"])
 
 
@@ -223,14 +217,14 @@ async def test_team_mode_on_postgresql_one_leader_and_a_follower(
     second_store = await open_store(config.store)
     try:
         async with Engine(config, first_store) as first, Engine(config, second_store) as second:
-            await until(lambda: "leader" in (first.role, second.role), 5, "someone leads")
+            await until(lambda: "leader" in (first.role, second.role), within=5, what="someone leads")
             await asyncio.sleep(1.5)
             assert sorted([first.role, second.role]) == ["follower", "leader"]
             follower = first if first.role == "follower" else second
-            await until(lambda: all_up(follower.snapshot), 10, "the follower renders the leader's rows")
+            await until(lambda: all_up(follower.snapshot), within=10, what="the follower renders the leader's rows")
             leader = second if follower is first else first
             await leader.stop()
-            await until(lambda: follower.role == "leader", 5, "the follower takes over")
+            await until(lambda: follower.role == "leader", within=5, what="the follower takes over")
     finally:
         await first_store.close()
         await second_store.close()
@@ -260,7 +254,7 @@ async def test_a_database_outage_is_shown_and_followed_through(
         await admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", database
         )
-        await until(lambda: engine.snapshot.problem is not None, 10, "the outage is shown")
+        await until(lambda: engine.snapshot.problem is not None, within=10, what="the outage is shown")
         assert "cannot read" in (engine.snapshot.problem or "")
         await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
         writer = await open_store(team.store)
@@ -270,10 +264,10 @@ async def test_a_database_outage_is_shown_and_followed_through(
             )
         finally:
             await writer.close()
-        await until(lambda: engine.snapshot.problem is None, 20, "the store answers again")
+        await until(lambda: engine.snapshot.problem is None, within=20, what="the store answers again")
         await until(
             lambda: any(e.stream == "flag/after_outage" for e in engine.snapshot.recent_events),
-            10, "the event appended after the outage is seen",
+            within=10, what="the event appended after the outage is seen",
         )
     finally:
         await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
@@ -334,8 +328,8 @@ async def test_reading_never_writes_to_the_audit_log(
     )
     assert "not in the log yet" in listed.stdout
     async with Engine(config, store) as engine:
-        await until(lambda: engine.role == "leader", 5, "leads")
-        await until(lambda: len(engine.snapshot.flags) == len(config.flags.define), 5, "the leader seeds")
+        await until(lambda: engine.role == "leader", within=5, what="leads")
+        await until(lambda: len(engine.snapshot.flags) == len(config.flags.define), within=5, what="the leader seeds")
 
 
 async def test_a_dead_engine_task_is_shown_and_leadership_given_up(
@@ -343,18 +337,18 @@ async def test_a_dead_engine_task_is_shown_and_leadership_given_up(
 ) -> None:
     """A bug that kills an engine task must not leave a process that holds the lock and does nothing."""
     async with Engine(config, store) as engine:
-        await until(lambda: engine.role == "leader", 5, "leads")
+        await until(lambda: engine.role == "leader", within=5, what="leads")
 
         def broken(event: object) -> bool:
             raise RuntimeError("a bug in folding")
 
-        monkeypatch.setattr(engine.flags, "apply", broken)
+        monkeypatch.setattr(engine.projections.projections[0], "apply", broken)
         await store.append("flag/boom", 0, [NewEvent("note")], actor=Actor("ops"), at=time.time())
         await asyncio.wait_for(engine.failed.wait(), 5)
         assert engine.failure is not None
         assert "follow-events" in engine.failure
-        await until(lambda: engine.role == "follower", 5, "leadership given up")
-        await until(lambda: (engine.snapshot.problem or "").startswith("engine task"), 5, "shown")
+        await until(lambda: engine.role == "follower", within=5, what="leadership given up")
+        await until(lambda: (engine.snapshot.problem or "").startswith("engine task"), within=5, what="shown")
         other = await open_store(config.store)
         try:
             lock = other.leader_lock()
@@ -370,7 +364,7 @@ async def test_a_row_from_the_future_is_not_trusted(config: ConnConfig, store: E
     live = {"not": "checked"}
     for name in config.services:
         await store.write_live(name, live, at=clock.now() + 3600, writer="fast@clock pid 1")
-    engine = Engine(config, store, clock=clock, lead=False)
-    document = await status_document(engine, probe=False)
+    async with Engine(config, store, clock=clock, lead=False, follow=False) as engine:
+        document = await status_document(engine, probe=False)
     assert document["leader"] is None
     assert all(s["stale"] for s in document["services"])

@@ -26,12 +26,12 @@ from console.actions.files import (
     write_owned,
 )
 from console.config import ConnConfig, parse_config
-from console.engine.flags import FlagService
 from console.errors import ActionError, CommandError, ConcurrencyError
 from console.model.clock import FakeClock
 from console.model.events import Actor, NewEvent
 from console.model.flags import FlagState, flag_event
 from console.store import EventStore, open_store
+from tests.fixtures.consoles import OtherConsole as FlagService
 from tests.fixtures.flags import PLANS_CONFIG, flagd_answer, flagd_schema_problems
 
 ALICE, BOB = Actor("alice", "10.0.0.7"), Actor("bob")
@@ -66,7 +66,7 @@ async def test_load_seeds_config_once_and_exports(store: EventStore, config: Con
     assert [e.type for e in events].count("FlagCreated") == len(config.flags.define)
     assert [e.type for e in events].count("FlagGroupCreated") == 3
     created = next(e for e in events if e.stream == "flag/checkout_v2")
-    assert created.actor == "alice@10.0.0.7"
+    assert created.actor == "conn-auto@test pid 1", "the config, not alice, created it"
     assert created.payload["before"] is None
     assert created.payload["after"]["on_weight"] == 50
     assert created.payload["evaluator"] == flags.evaluator_version != "unknown"
@@ -203,7 +203,7 @@ async def test_followers_fold_events_from_subscribe(store: EventStore, config: C
     assert [follower.apply(event) for event in new] == [True]
     assert follower.apply(new[0]) is False  # already folded
     assert follower.view("smartFolders").percent == 50.0
-    assert follower.export_status().state == "pending"
+    assert (await follower.check_export()).state == "pending"
     assert (await follower.sync_export()).state == "ok"
     assert json.loads((tmp_path / "follower.json").read_bytes()) == follower.document()
     # An event it cannot read (a newer Conn's shape) is skipped, never fatal to following.

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from console.store import EventStore, open_store, sqlite_path
+from tests.fixtures.waiting import until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -128,10 +129,7 @@ async def test_lock_is_free_again_after_the_holder_process_exits(store: EventSto
         assert not await lock.try_acquire()
         holder.terminate()
         await holder.wait()
-        deadline = time.monotonic() + 5
-        while not await lock.try_acquire():
-            assert time.monotonic() < deadline, "lock not released after its holder exited"
-            await asyncio.sleep(0.05)
+        await until(lock.try_acquire, within=5, what="the lock released after its holder exited")
         assert lock.held
         await lock.release()
     finally:

@@ -294,12 +294,11 @@ async def test_engine_leader_shows_prometheus_values_on_the_panels(
     scraped: PrometheusServer, scraped_fleet: FleetInfo, tmp_path: Path
 ) -> None:
     """End to end: config -> engine query loop -> live table -> the value a panel renders."""
-    import asyncio
-    import time
-
     from console.config import parse_config
     from console.engine.core import Engine
+    from console.model.live import SignalValue
     from console.store import open_store
+    from tests.fixtures.waiting import until
 
     text = scraped_fleet.config_path.read_text().replace(
         'store = "', f'store = "sqlite:///{tmp_path}/conn.db" # was "', 1
@@ -312,17 +311,20 @@ async def test_engine_leader_shows_prometheus_values_on_the_panels(
     store = await open_store(config.store)
     try:
         async with Engine(config, store) as engine:
-            deadline = time.monotonic() + 15
-            while True:
+
+            def checkout(name: str) -> SignalValue | None:
                 view = engine.snapshot.service("checkout")
-                live = view.live if view else None
-                p95 = live.signal("p95") if live else None
-                if p95 is not None and p95.source == "prometheus" and p95.value is not None:
-                    break
-                assert time.monotonic() < deadline, f"no Prometheus p95 on the panel: {p95}"
-                await asyncio.sleep(0.2)
+                return view.live.signal(name) if view and view.live else None
+
+            def from_prometheus() -> bool:
+                p95 = checkout("p95")
+                return p95 is not None and p95.source == "prometheus" and p95.value is not None
+
+            await until(from_prometheus, within=15, what="a Prometheus p95 on the panel", step=0.2)
+            p95 = checkout("p95")
+            assert p95 is not None and p95.value is not None
             assert 1 < p95.value < 2000, "a plausible latency in ms"
-            errors = live.signal("error_rate") if live else None
+            errors = checkout("error_rate")
             assert errors is not None and errors.source == "prometheus"
             search = engine.snapshot.service("search")
             assert search and search.live and search.live.signal("p95").source == "probe"  # type: ignore[union-attr]

@@ -14,7 +14,9 @@ import re
 import sqlite3
 import sys
 import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
@@ -29,7 +31,8 @@ from console.errors import (
     StoreError,
 )
 from console.model.events import GENESIS_HASH, Actor, Event, NewEvent, verify_chain
-from console.store import EventStore, open_store, sqlite_path
+from console.model.history import HistorySlice
+from console.store import SCHEMA_VERSION, EventStore, open_store, sqlite_path
 from tests.fixtures.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -462,6 +465,31 @@ async def test_postgres_subscribers_wake_on_notify_and_survive_losing_it(postgre
             await opened.close()
 
 
+async def test_postgres_orders_history_by_code_point_whatever_the_locale(
+    postgres_server: PostgresServer,
+) -> None:
+    # A database whose default collation is ICU's en-US sorts "école" before "Zeta";
+    # the history must still come back in the order SQLite gives.
+    name = f"t_icu_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_server.dsn())
+    try:
+        await admin.execute(
+            f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+        )
+        assert [r[0] for r in await admin.fetch(
+            "SELECT x FROM unnest(ARRAY['Zeta', 'école', 'alpha']) AS x "
+            "ORDER BY x COLLATE \"en-US-x-icu\""
+        )] == ["alpha", "école", "Zeta"]
+    finally:
+        await admin.close()
+    store = await open_store(postgres_server.dsn(name))
+    try:
+        await store.write_history([HistorySlice(n, 10, T0) for n in ("école", "alpha", "Zeta")])
+        assert [s.service for s in await store.read_history(since=0)] == ["Zeta", "alpha", "école"]
+    finally:
+        await store.close()
+
+
 async def test_postgres_schema_too_new_is_refused(postgres_dsn: str) -> None:
     opened = await open_store(postgres_dsn)
     await opened.close()
@@ -509,6 +537,221 @@ async def test_a_password_with_colons_and_commas_is_not_taken_for_a_port(
     dsn = postgres_server.dsn().replace("conn@", "conn:a:1,b:99999@")
     opened = await open_store(dsn)
     await opened.close()
+
+
+# -- signal history ------------------------------------------------------------------
+
+T0 = 1_767_225_600.0
+"""2026-01-01T00:00:00Z, a multiple of every resolution."""
+
+
+async def test_history_round_trips_ordered_by_service_then_start(store: EventStore) -> None:
+    slices = [
+        HistorySlice("checkout", 10, T0 + 10, 6, 1, b"\x00\x01\xff",
+                     {"p95": 181.5, "health": "ok",
+                      "signals": {"error_rate": {"value": 16.7, "state": "warning", "timer": None}}}),
+        HistorySlice("checkout", 10, T0, 6, 0, None, {}),
+        HistorySlice("Zeta", 10, T0, 0, 0, b"", {"note": "é ☃\t"}),
+        HistorySlice("alpha", 10, T0 + 20, 3, 3, b"\x00", {"big": 1e100, "tiny": 5e-324}),
+        HistorySlice("alpha", 60, T0, 60, 2, b"rollup", {"p99": 400.0}),
+        HistorySlice("école", 10, T0 + 0.5, 2**62, 0),
+    ]
+    await store.write_history(slices)
+    fine = await store.read_history(since=0)
+    # Code point order on both backends: upper case, then lower case, then accents.
+    assert fine == sorted(
+        (s for s in slices if s.resolution == 10), key=lambda s: (s.service, s.start)
+    )
+    assert [s.service for s in fine] == ["Zeta", "alpha", "checkout", "checkout", "école"]
+    assert await store.read_history(since=0, resolution=60) == [slices[4]]
+    assert await store.read_all() == []  # history is not events
+
+
+async def test_history_reads_a_window_of_some_services(store: EventStore) -> None:
+    await store.write_history(
+        [HistorySlice(name, 10, T0 + 10 * n, 5, n % 2) for name in ("c", "b", "a") for n in range(6)]
+    )
+    window = await store.read_history(since=T0 + 10, until=T0 + 40, services=["c", "a"])
+    assert [(s.service, s.start - T0) for s in window] == [
+        ("a", 10), ("a", 20), ("a", 30), ("c", 10), ("c", 20), ("c", 30)
+    ]
+    assert [s.service for s in await store.read_history(since=T0 + 50)] == ["a", "b", "c"]
+    assert len(await store.read_history(since=T0, services={"b"})) == 6
+    assert len(await store.read_history(since=-1e9, until=T0 + 10)) == 3
+    assert await store.read_history(since=T0, services=[]) == []
+    assert await store.read_history(since=T0, services=("nobody",)) == []
+    assert await store.read_history(since=T0, resolution=60) == []
+    assert await store.read_history(since=T0 + 60) == []
+
+
+async def test_history_upserts_by_service_resolution_and_start(store: EventStore) -> None:
+    await store.write_history([HistorySlice("checkout", 10, T0, 5, 1, b"old", {"v": 1})])
+    await store.write_history([
+        HistorySlice("checkout", 10, T0, 6, 2, None, {"v": 2}),
+        HistorySlice("checkout", 60, T0, 60, 0, b"rollup", {"v": 3}),  # another resolution: another row
+        HistorySlice("checkout", 10, T0 + 10, 1, 0, None, {"v": 4}),
+        HistorySlice("checkout", 10, T0 + 10, 2, 1, b"later", {"v": 5}),  # the later one in a batch wins
+    ])
+    await store.write_history([])  # nothing to write: no transaction, no error
+    assert await store.read_history(since=0) == [
+        HistorySlice("checkout", 10, T0, 6, 2, None, {"v": 2}),
+        HistorySlice("checkout", 10, T0 + 10, 2, 1, b"later", {"v": 5}),
+    ]
+    assert await store.read_history(since=0, resolution=60) == [
+        HistorySlice("checkout", 60, T0, 60, 0, b"rollup", {"v": 3})
+    ]
+
+
+async def test_history_takes_a_whole_fleet_per_call(store: EventStore) -> None:
+    tick = [HistorySlice(f"svc-{n:03}", 10, T0, n, 0, bytes([n % 256]) * 64) for n in range(500)]
+    await store.write_history(tick)
+    await store.write_history([replace(s, start=T0 + 10) for s in tick])
+    stored = await store.read_history(since=T0)
+    assert len(stored) == 1000
+    assert stored[:2] == [tick[0], replace(tick[0], start=T0 + 10)]
+
+
+async def test_prune_history_applies_each_retention_and_drops_old_sketches(store: EventStore) -> None:
+    now = T0 + 86400 * 3
+
+    def at(resolution: int, age: float) -> HistorySlice:
+        return HistorySlice("checkout", resolution, now - age, 1, 0, b"sketch", {"age": age})
+
+    await store.write_history(
+        [at(10, age) for age in (7200, 3600, 3599, 900, 899)]
+        + [at(60, age) for age in (86400 * 2, 7200)]
+        + [at(300, 10**6)]  # a resolution without a retention is kept
+    )
+    deleted = await store.prune_history(
+        now=now, retention={10: 3600, 60: 86400}, sketch_retention=900
+    )
+    assert deleted == 2  # 10 s aged 7200 and 60 s aged two days: a row exactly at the cutoff stays
+    kept = {
+        (s.resolution, s.data["age"]): s.sketch
+        for resolution in (10, 60, 300)
+        for s in await store.read_history(since=0, resolution=resolution)
+    }
+    assert kept == {
+        (10, 3600): None, (10, 3599): None, (10, 900): b"sketch", (10, 899): b"sketch",
+        (60, 7200): None, (300, 10**6): None,
+    }
+    assert await store.prune_history(now=now, retention={10: 3600}, sketch_retention=900) == 0
+
+
+BAD_SLICES: list[tuple[object, str]] = [
+    (HistorySlice("", 10, T0), "service name is empty"),
+    (HistorySlice("x" * 201, 10, T0), "longer than 200"),
+    (HistorySlice("a\x00b", 10, T0), "NUL"),
+    (HistorySlice("checkout", 0, T0), "resolution must be a whole number of seconds"),
+    (HistorySlice("checkout", True, T0), "resolution must be"),  # type: ignore[arg-type]
+    (HistorySlice("checkout", 2.5, T0), "resolution must be"),  # type: ignore[arg-type]
+    (HistorySlice("checkout", 2**31, T0), "resolution must be"),
+    (HistorySlice("checkout", 10, math.nan), "start nan of history slice of checkout"),
+    (HistorySlice("checkout", 10, math.inf), "start inf"),
+    (HistorySlice("checkout", 10, "5"), "start '5'"),  # type: ignore[arg-type]
+    (HistorySlice("checkout", 10, T0, -1, 0), "samples of history slice of checkout at"),
+    (HistorySlice("checkout", 10, T0, 1.5, 0), "samples"),  # type: ignore[arg-type]
+    (HistorySlice("checkout", 10, T0, True, 0), "samples"),  # type: ignore[arg-type]
+    (HistorySlice("checkout", 10, T0, 2**63, 0), "samples"),
+    (HistorySlice("checkout", 10, T0, 1, -1), "errors"),
+    (HistorySlice("checkout", 10, T0, 1, 2), "counts 2 errors in only 1 samples"),
+    (HistorySlice("checkout", 10, T0, sketch="abc"), "sketch"),  # type: ignore[arg-type]
+    (HistorySlice("checkout", 10, T0, sketch=bytearray(b"x")), "sketch"),  # type: ignore[arg-type]
+    (HistorySlice("checkout", 10, T0, data={"p95": math.nan}), "plain JSON"),
+    (HistorySlice("checkout", 10, T0, data={"p95": object()}), "plain JSON"),
+    (HistorySlice("checkout", 10, T0, data=[1]), "must be a mapping"),  # type: ignore[arg-type]
+    (("checkout", 10, T0), "must be a HistorySlice"),
+]
+
+
+async def test_history_that_could_not_be_read_back_is_refused_and_nothing_written(
+    store: EventStore,
+) -> None:
+    good = HistorySlice("search", 10, T0, 3, 0)
+    for bad, message in BAD_SLICES:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            await store.write_history([good, bad])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="sequence of HistorySlice"):
+        await store.write_history(good)  # type: ignore[arg-type]
+    assert await store.read_history(since=0) == []
+
+    for reading, message in [
+        ({"since": math.nan}, "since must be a finite number"),
+        ({"since": "0"}, "since must be"),
+        ({"since": 0, "until": math.inf}, "until must be"),
+        ({"since": 0, "resolution": 0}, "resolution must be"),
+        ({"since": 0, "services": "checkout"}, "a collection of service names, not str"),
+        ({"since": 0, "services": [""]}, "service name is empty"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            await store.read_history(**reading)  # type: ignore[arg-type]
+
+    await store.write_history([good])
+    for pruning, message in [
+        ({"now": math.nan, "retention": {}, "sketch_retention": 1}, "now must be"),
+        ({"now": T0, "retention": {10: -1}, "sketch_retention": 1}, "retention of resolution 10 must be >= 0"),
+        ({"now": T0, "retention": {10: math.nan}, "sketch_retention": 1}, "retention of resolution 10"),
+        ({"now": T0, "retention": {0: 5}, "sketch_retention": 1}, "resolution must be"),
+        ({"now": T0, "retention": [(10, 5)], "sketch_retention": 1}, "retention must be a mapping"),
+        ({"now": T0, "retention": {}, "sketch_retention": -1}, "sketch_retention must be >= 0"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            await store.prune_history(**pruning)  # type: ignore[arg-type]
+    assert await store.read_history(since=0) == [good]
+
+
+AT = "of the 10 s history row of service 'checkout' at start 1767225600.0"
+DAMAGED_HISTORY = [
+    ("UPDATE history SET data = '[1]' WHERE service = 'checkout' AND start = 1767225600",
+     "UPDATE conn_history SET data = '[1]' WHERE service = 'checkout' AND start = 1767225600",
+     f"data {AT} is not a JSON object (found an array)"),
+    ("UPDATE history SET samples = -1, errors = -2 WHERE service = 'checkout' AND start = 1767225600",
+     "UPDATE conn_history SET samples = -1, errors = -2 WHERE service = 'checkout' AND start = 1767225600",
+     f"samples {AT} is negative (-1)"),
+    ("UPDATE history SET errors = 99 WHERE service = 'checkout' AND start = 1767225600",
+     "UPDATE conn_history SET errors = 99 WHERE service = 'checkout' AND start = 1767225600",
+     f"errors {AT} (99) exceed its samples (6)"),
+    ("UPDATE history SET start = 1e300 WHERE service = 'checkout' AND start = 1767225600",
+     "UPDATE conn_history SET start = 'Infinity' WHERE service = 'checkout' AND start = 1767225600",
+     "start of a 10 s history row of service 'checkout' is not a time between the years 1 and 9999"),
+    ("UPDATE history SET data = '{bad' WHERE service = 'checkout' AND start = 1767225600", None,
+     f"data {AT} is not valid JSON"),
+    ("UPDATE history SET sketch = 'text' WHERE service = 'checkout' AND start = 1767225600", None,
+     f"sketch {AT} is not binary data (found a string)"),
+    ("UPDATE history SET samples = 'many' WHERE service = 'checkout' AND start = 1767225600", None,
+     f"samples {AT} is not an integer (found a string)"),
+    ("UPDATE history SET start = 'noon' WHERE service = 'checkout' AND start = 1767225600", None,
+     "start of a 10 s history row of service 'checkout' is not a number (found a string)"),
+    ("UPDATE history SET service = x'00' WHERE service = 'checkout' AND start = 1767225600", None,
+     "a history row has a service name that is not text (binary data)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("store_url", "sqlite_sql", "postgres_sql", "message"), damage_cases(DAMAGED_HISTORY),
+    indirect=["store_url"],
+)
+async def test_a_damaged_history_row_is_a_store_error_naming_service_start_and_field(
+    store: EventStore, store_url: str, sqlite_sql: str, postgres_sql: str | None, message: str
+) -> None:
+    await store.write_history([
+        HistorySlice("checkout", 10, T0, 6, 1, b"sk", {"p95": 180}),
+        HistorySlice("checkout", 10, T0 + 10, 6, 0, b"sk", {"p95": 190}),
+        HistorySlice("search", 10, T0, 2, 0, None, {"p95": 40}),
+    ])
+    await raw_execute(store_url, sqlite_sql, postgres_sql or "")
+    with pytest.raises(CorruptRow, match=re.escape(message)):
+        await store.read_history(since=0)
+    # The rows around it still read.
+    assert [s.service for s in await store.read_history(since=0, services=["search"])] == ["search"]
+    assert [s.start for s in await store.read_history(
+        since=T0 + 10, until=T0 + 20, services=["checkout"]
+    )] == [T0 + 10]
+    if message.startswith(("data", "samples", "errors", "sketch")):  # the row's key is intact
+        # Writing the slice again overwrites the damage, as the leader's next tick would.
+        repaired = HistorySlice("checkout", 10, T0, 6, 1, b"sk", {"p95": 180})
+        await store.write_history([repaired])
+        assert (await store.read_history(since=0))[0] == repaired
 
 
 # -- SQLite: opening files that are not ours ----------------------------------------
@@ -584,7 +827,10 @@ async def test_sqlite_creates_missing_dirs_and_fills_an_empty_file(tmp_path: Pat
     await filled.append("flag/x", 0, [NewEvent("flag.set")], actor=BOB, at=1.0)
     await filled.close()
     conn = sqlite3.connect(empty)
-    assert dict(conn.execute("SELECT key, value FROM meta")) == {"app": "conn", "schema_version": "1"}
+    assert dict(conn.execute("SELECT key, value FROM meta")) == {
+        "app": "conn", "schema_version": str(SCHEMA_VERSION)
+    }
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
 
@@ -612,3 +858,40 @@ async def test_sqlite_processes_creating_one_new_file_at_once(tmp_path: Path) ->
     reopened = await open_store(url)
     assert await reopened.read_all() == []
     await reopened.close()
+
+
+async def test_sqlite_a_failed_commit_rolls_back_and_the_store_stays_usable(tmp_path: Path) -> None:
+    from console.store.sqlite import SQLiteEventStore
+
+    path = tmp_path / "conn.db"
+    store = await SQLiteEventStore.open(path)
+    other = await SQLiteEventStore.open(path, busy_timeout=2)
+    try:
+        await store.append("flag/a", 0, [NewEvent("flag.created")], actor=BOB, at=1.0)
+        refused: list[str] = []
+
+        def refuse_one_commit(action: int, what: str | None, *_: object) -> int:
+            if action == sqlite3.SQLITE_TRANSACTION and what == "COMMIT" and not refused:
+                refused.append(what)
+                return sqlite3.SQLITE_DENY
+            return sqlite3.SQLITE_OK
+
+        # SQLite itself fails the COMMIT (as a full disk or an I/O error would), on
+        # the store's own connection, set from the one thread allowed to touch it.
+        await store._run(lambda conn: conn.set_authorizer(refuse_one_commit))
+        with pytest.raises(StoreError, match="not authorized"):
+            await store.append("flag/a", 1, [NewEvent("flag.toggled")], actor=BOB, at=2.0)
+        assert refused == ["COMMIT"]
+
+        # The failed append left nothing behind and released the write lock:
+        # this connection and another process's both write again.
+        assert await store.append("flag/a", 1, [NewEvent("flag.toggled")], actor=ALICE, at=3.0) == 2
+        assert await other.append("flag/b", 0, [NewEvent("flag.created")], actor=BOB, at=4.0) == 1
+        events = await other.read_all()
+        assert [(e.position, e.stream, e.actor) for e in events] == [
+            (1, "flag/a", "bob"), (2, "flag/a", "alice@10.0.0.7"), (3, "flag/b", "bob")
+        ]
+        assert verify_chain(events) is None
+    finally:
+        await store.close()
+        await other.close()

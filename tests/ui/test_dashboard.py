@@ -19,12 +19,14 @@ from textual.widgets import Static
 
 from console.engine.snapshot import Snapshot
 from console.model.events import Event
+from console.model.flags import FlagState, flag_event
 from console.ui.app import ConnApp
 from console.ui.modals.fault import FAULTS, describe_faults
 from console.ui.screens.dashboard import ACTIVITY_MIN, DEMO_ONLY, DashboardScreen, activity_text
-from console.ui.screens.help import HelpScreen
+from console.ui.screens.help import MARKS, HelpScreen
 from console.ui.widgets.service_detail import ServiceDetail, wide_height_of
 from console.ui.widgets.service_table import ServiceTable, health_cell
+from console.ui.widgets.styles import STATE_MARK
 from console.ui.widgets.top_bar import TopBar
 from tests.fixtures.frozen import frozen_app_fixture
 from tests.fixtures.panels import NOW, live, named, signal, view
@@ -184,6 +186,13 @@ async def test_the_table_and_help_show_the_mark(frozen_app: ConnApp) -> None:
         assert isinstance(frozen_app.screen, HelpScreen)
         shown = screen_text(frozen_app)
         assert "● up ✖2" in shown and "up, but 2 of its signals are critical" in shown
+        assert "⚠" in shown and "cannot be trusted" in shown
+
+
+def test_the_help_explains_every_mark_a_value_can_carry() -> None:
+    explained = "".join(mark for mark, _ in MARKS)
+    for mark in (m.strip() for m in STATE_MARK.values() if m.strip()):
+        assert mark in explained, f"{mark} is drawn but the help does not say what it means"
 
 
 # --- the room below the table ------------------------------------------------------------------
@@ -238,10 +247,52 @@ def test_activity_text_shows_the_newest_first_up_to_the_limit() -> None:
     snapshot = Snapshot("test", "sqlite://", "leader", None, (), recent_events=events)
     lines = activity_text(snapshot, limit=5).plain.splitlines()
     assert len(lines) == 5
-    assert lines[0].endswith("alice FlagChanged flag/x — r11")
+    assert lines[0].endswith("alice flag/x: FlagChanged — r11")  # no before/after: the type
     assert lines[-1].endswith("— r7")
     empty = dataclasses.replace(snapshot, recent_events=())
     assert activity_text(empty, limit=5).plain.startswith("no events yet")
+
+
+def test_activity_says_what_each_flag_event_changed() -> None:
+    """A kill, an off → on and 0% → 10% no longer all read "FlagChanged"."""
+    base = FlagState(name="checkout_v2")
+    states = [
+        (base, None),
+        (dataclasses.replace(base, on_weight=1000), base),
+        (dataclasses.replace(base, on_weight=1000, enabled=False), dataclasses.replace(base, on_weight=1000)),
+        (dataclasses.replace(base, on_weight=1000), dataclasses.replace(base, on_weight=1000, enabled=False)),
+        (dataclasses.replace(base, on_weight=1000, killed=True), dataclasses.replace(base, on_weight=1000)),
+    ]
+    events = tuple(
+        Event(position=i, id=f"e{i}", stream="flag/checkout_v2", version=i + 1, type=kind,
+              time=NOW + i, actor="alice", reason=f"r{i}", payload=payload, prev_hash="", hash="")
+        for i, (kind, payload) in enumerate(
+            flag_event(after, before, change="x", evaluator="2") for after, before in states
+        )
+    )  # fmt: skip
+    snapshot = Snapshot("test", "sqlite://", "leader", None, (), recent_events=events)
+    lines = activity_text(snapshot, limit=10).plain.splitlines()
+    assert [line.split(" ", 2)[2] for line in lines] == [
+        "flag/checkout_v2: kill — r4",
+        "flag/checkout_v2: off → on — r3",
+        "flag/checkout_v2: on → off — r2",
+        "flag/checkout_v2: 0% → 10% — r1",
+        "flag/checkout_v2: created (0%, on) — r0",
+    ]
+
+
+def test_activity_shows_a_hostile_payload_as_plain_clean_text() -> None:
+    before = FlagState(name="x")
+    after = dataclasses.replace(before, allow=("[bold]qa[/]\x1b[2J\x07",))
+    kind, payload = flag_event(after, before, change="allow", evaluator="2")
+    hostile = Event(position=1, id="e1", stream="flag/x", version=2, type=kind, time=NOW,
+                    actor="[red]mallory\x1b]8;;http://evil/\x07", reason="[link=http://evil]r[/]",
+                    payload=payload, prev_hash="", hash="")  # fmt: skip
+    snapshot = Snapshot("test", "sqlite://", "leader", None, (), recent_events=(hostile,))
+    text = activity_text(snapshot, limit=5)
+    assert text.plain.endswith("[red]mallory flag/x: allowlist +[bold]qa[/] — [link=http://evil]r[/]")
+    assert not any(span.style and "link" in str(span.style) for span in text.spans)
+    assert "\x1b" not in text.plain and "\x07" not in text.plain
 
 
 # --- fault keys ---------------------------------------------------------------------------------

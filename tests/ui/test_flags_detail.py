@@ -17,7 +17,6 @@ from textual.widgets import Static
 
 from console.config import parse_config
 from console.engine.core import Engine
-from console.engine.flags import FlagService
 from console.model.clock import FakeClock
 from console.model.events import Actor
 from console.store import EventStore, open_store
@@ -25,6 +24,7 @@ from console.ui.app import ConnApp
 from console.ui.modals.confirm import ConfirmModal
 from console.ui.modals.prompt import PromptModal
 from console.ui.screens.flags import FlagsScreen
+from tests.fixtures.consoles import OtherConsole as FlagService
 from tests.fixtures.pilot import open_flags, type_text, until
 
 pytestmark = pytest.mark.slow
@@ -152,11 +152,11 @@ async def test_a_percentage_for_a_flag_that_is_off_says_it_applies_later(setup: 
 async def test_toasts_keep_the_flag_name_as_it_is(setup: Setup) -> None:
     app, _, _, toasts = setup
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_flags(app, pilot, "voiceMessages")
+        await open_flags(app, pilot, "voiceMessages")
         await pilot.press("space")
         await confirm(pilot, app, "launch")
         await until(pilot, lambda: len(toasts) == 1, "the toast")
-        assert screen.service.view("voiceMessages").state == "enabled"
+        assert app.engine.flag("voiceMessages").state == "enabled"
         assert toasts == [("flags", "voiceMessages: turned on")]
         await pilot.press("space")
         await confirm(pilot, app, "too early")

@@ -15,7 +15,6 @@ from textual.widgets import DataTable, Static
 
 from console.config import ConnConfig, parse_config
 from console.engine.core import Engine
-from console.engine.flags import FlagService
 from console.model.clock import FakeClock
 from console.model.events import Actor
 from console.store import EventStore, open_store
@@ -23,6 +22,7 @@ from console.ui.app import ConnApp
 from console.ui.modals.confirm import ConfirmModal
 from console.ui.modals.prompt import PromptModal
 from console.ui.screens.flags import FlagsScreen
+from tests.fixtures.consoles import OtherConsole as FlagService
 from tests.fixtures.pilot import open_flags, type_text, until
 
 pytestmark = pytest.mark.slow
@@ -78,7 +78,7 @@ async def test_f_opens_the_table_and_escape_goes_back(setup: tuple[ConnApp, Even
         assert cell(screen, "checkout_v2", "state") == "enabled"
         assert cell(screen, "checkout_v2", "percent") == "0.5%"
         assert cell(screen, "calendar_refactor", "allow") == "0+1g"
-        assert cell(screen, "checkout_v2", "change") == "alice 0s ago"
+        assert cell(screen, "checkout_v2", "change") == "conn-auto@test pid 1 0s ago"  # created by the config
         text = app.export_screenshot().replace("&#160;", " ")
         for shown in ("calendar_refactor", "checkout_v2", "0.5%", "flag file", "Kill", "Key in?"):
             assert shown in text
@@ -125,7 +125,7 @@ async def test_percent_key_sets_a_typed_percentage(setup: tuple[ConnApp, EventSt
         await pilot.press("enter")
         await confirm_with(pilot, app, "stage 2")
         await until(pilot, lambda: cell(screen, "checkout_v2", "percent") == "10%", "10% shown")
-        assert screen.service.view("checkout_v2").percent == 10.0
+        assert app.engine.flag("checkout_v2").percent == 10.0
         flag = json.loads(export.read_bytes())["flags"]["checkout_v2"]
         assert flag["targeting"]["if"][2] == {"fractional": [["on", 1000], ["off", 9000]]}
         assert (await store.read_stream("flag/checkout_v2"))[-1].reason == "stage 2"
@@ -145,7 +145,7 @@ async def test_k_kills_only_after_the_name_is_typed(setup: tuple[ConnApp, EventS
         await pilot.press("enter")
         await until(pilot, lambda: cell(screen, "checkout_v2", "state") == "killed", "killed shown")
         assert (await store.read_stream("flag/checkout_v2"))[-1].payload["change"] == "kill"
-        assert screen.service.evaluate("checkout_v2", "qa-1").reason == "killed"
+        assert app.engine.evaluate_flag("checkout_v2", "qa-1").reason == "killed"
 
 
 async def test_e_shows_the_variant_and_reason_for_a_key(setup: tuple[ConnApp, EventStore, Path]) -> None:
@@ -163,7 +163,7 @@ async def test_e_shows_the_variant_and_reason_for_a_key(setup: tuple[ConnApp, Ev
         await type_text(pilot, "user-42")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, FlagsScreen), "prompt closed")
-        expected = screen.service.evaluate("calendar_refactor", "user-42")
+        expected = app.engine.evaluate_flag("calendar_refactor", "user-42")
         assert expected.reason == "default"
         assert "user-42 → off (false): default" in str(screen.query_one("#flags-detail", Static).render())
 
@@ -181,8 +181,8 @@ async def test_changes_from_elsewhere_and_export_problems_are_shown(
         await until(pilot, lambda: cell(screen, "checkout_v2", "percent") == "25%", "bob's change shown")
         assert cell(screen, "checkout_v2", "change").startswith("bob ")
         export.write_text("{}")  # edited by hand
-        await screen.service.check_export()
-        screen.refresh_flags()
+        await app.engine.check_flag_file()
+        await pilot.pause()
         export_line = screen.query_one("#flags-export", Static)
         assert export_line.has_class("problem")
         assert "edited" in str(export_line.render())

@@ -18,7 +18,6 @@ from console.ui.widgets.panel_data import (
     Shown,
     compare_data,
     errors_data,
-    format_number,
     format_ratio,
     health_data,
     value_text,
@@ -170,7 +169,7 @@ async def test_degraded_with_warnings(size: tuple[int, int], rows: int) -> None:
         assert p95.has_class("-s-warning")
         assert text_of(cell(app, "ErrorsPanel .now .value")) == "1.26% ▲"
         cache = row_of(app, SignalRowView, "cache hit").query_one(".value", Cell)
-        assert text_of(cache) == "76% ▲"
+        assert text_of(cache) == "76.0% ▲"
         assert cache.has_class("-s-warning")
         assert_fits(app)
 
@@ -184,11 +183,11 @@ async def test_down_with_criticals(size: tuple[int, int], rows: int) -> None:
         assert cell(app, "HealthPanel .state").has_class("-s-down")
         assert texts(app, "LatencyPanel .now .value") == [
             "p50 42.1 ms",
-            "p95 1,480 ms ✖",
-            "p99 2,012 ms ✖",
+            "p95 1.48 s ✖",
+            "p99 2.01 s ✖",
         ]
         assert cell(app, "LatencyPanel .now .p99").has_class("-s-critical")
-        assert text_of(cell(app, "ErrorsPanel .now .value")) == "11.43% ✖"
+        assert text_of(cell(app, "ErrorsPanel .now .value")) == "11.4% ✖"
         breaker = row_of(app, SignalRowView, "breaker opens").query_one(".value", Cell)
         assert text_of(breaker) == "7 ✖"
         assert breaker.has_class("-s-critical")
@@ -324,7 +323,7 @@ async def test_canary_next_to_its_baseline(size: tuple[int, int], rows: int) -> 
         assert row("errors") == ["1.26% ▲", "0.14%", "×9.0"]
         assert row("cache hit") == ["88.4%", "93.1%", "×0.95"]
         assert row("breaker opens") == ["4 ▲", "0", "—"]  # against zero: no ratio, never ×∞
-        assert row("canary share") == ["5%", "no data", "—"]
+        assert row("canary share") == ["5.00%", "no data", "—"]
         assert texts(app, "CompareRowView .detail")[0] == "checks.redis = degraded"
         assert texts(app, "CompareRowView .detail")[-1] == "baseline has none"
         detail = app.query_one(ServiceDetail)
@@ -566,14 +565,10 @@ async def test_rows_replaced_while_mounting_are_dropped_quietly() -> None:
 # --- the projections ------------------------------------------------------------------------
 
 
-def test_numbers_keep_their_digits() -> None:
-    assert format_number(42.14, "ms") == "42.1 ms"
-    assert format_number(1480.0, "ms") == "1,480 ms"
-    assert format_number(93.12, "%") == "93.12%"
-    assert format_number(123456.0, "req/s") == "123,456 req/s"
-    assert format_number(0.0001234, "") == "0.000123"
-    assert format_number(0.0, "") == "0"
-    assert value_text(0.1, "%", "ok", rate=True) == "0.10%"
+def test_value_cells_carry_the_number_and_its_mark() -> None:
+    assert value_text(1480.0, "ms", "warning") == "1.48 s ▲"
+    assert value_text(0.1, "%", "ok") == "0.10%"
+    assert value_text(93.12, "%", "critical") == "93.1% ✖"
     assert value_text(None, "ms", "no_data") == "no data"
     assert value_text(None, "ms", "source_down") == "source down ⚠"
     assert value_text(None, "ms", "stale") == "stale ⌛"
@@ -609,7 +604,7 @@ def test_no_ratio_against_zero_or_from_zero() -> None:
     assert [(rows[n].canary.text, rows[n].baseline.text, rows[n].ratio)
             for n in ("errors", "5xx rate", "breaker opens")] == [
         ("0.00%", "0.00%", "—"),
-        ("0%", "0.0442%", "—"),
+        ("0.00%", "0.04%", "—"),
         ("1", "0", "—"),
     ]  # fmt: skip
     health = rows["health"]

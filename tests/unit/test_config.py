@@ -145,7 +145,7 @@ def test_conn_check_cli_exit_codes(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert run.returncode == 0, run.stderr
-    assert "ok" in run.stdout and "1 services" in run.stdout
+    assert "ok" in run.stdout and "1 service, 0 flags" in run.stdout
 
 
 def test_config_option_before_or_after_the_command(tmp_path: Path) -> None:

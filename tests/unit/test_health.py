@@ -68,6 +68,16 @@ def _json(doc: Any) -> bytes:
             _json({"status": "warn", "checks": {"mem:utilization": [{"status": "pass"}]}}),
             "degraded", "status = warn",
         ),
+        # JSend ({"status": "success" | "fail" | "error"}): Prometheus' own API, among others
+        (200, J, _json({"status": "success", "data": {"version": "2.53.0", "branch": "HEAD"}}), "up", "status = success"),
+        (200, J, _json({"status": "error", "message": "database unreachable"}), "down", "status = error: database unreachable"),
+        (200, J, _json({"status": "fail", "data": {"db": "timeout"}, "message": "db timed out"}), "down", "status = fail: db timed out"),
+        (200, J, _json({"status": "fail", "data": {"db": "timeout"}}), "down", "status = fail"),
+        (200, J, _json({"status": "error", "message": 42}), "down", "status = error"),
+        (200, J, _json({"status": "error", "message": "  "}), "down", "status = error"),
+        (500, J, _json({"status": "error", "message": "out of memory", "code": 17}), "down", "HTTP 500, status = error: out of memory"),
+        (200, J, _json({"status": "success", "message": "ignored when up"}), "up", "status = success"),
+        (200, J, _json({"status": "ok", "checks": {"db": {"status": "down", "message": "refused"}}}), "down", "checks.db = down: refused"),
         # Elasticsearch colours
         (200, J, _json({"status": "yellow"}), "degraded", "status = yellow"),
         # HTTP status first
@@ -129,6 +139,33 @@ def test_hostile_keys_and_values_are_cleaned_in_the_reason() -> None:
     assert (health, reason) == ("down", "checks.[bold]db[/] = down")
 
 
+def test_a_jsend_message_is_cleaned_and_clipped_like_other_outside_text() -> None:
+    doc = {"status": "error", "message": "\x1b]8;;http://evil/\x07[red]db[/] gone\r\x1b[2J" + "x" * 500}
+    health, reason, _ = classify(200, J, _json(doc), truncated=False)
+    assert health == "down"
+    assert reason.startswith("status = error: [red]db[/] gone")
+    assert reason.endswith("…")
+    assert len(reason) <= len("status = error: ") + 60
+    assert not _CONTROL.search(reason)
+
+
+def test_jsend_reads_like_the_formats_beside_it() -> None:
+    """The same outage told three ways reads the same, whichever convention the service uses."""
+    bodies = [
+        {"status": "error", "message": "redis down"},  # JSend
+        {"status": "fail", "output": "redis down"},  # application/health+json
+        {"status": "DOWN", "message": "redis down"},  # Spring-style word, with a message
+    ]
+    reasons = [classify(200, J, _json(b), truncated=False)[:2] for b in bodies]
+    assert reasons == [
+        ("down", "status = error: redis down"),
+        ("down", "status = fail: redis down"),
+        ("down", "status = DOWN: redis down"),
+    ]
+    assert classify(200, J, _json({"status": "success"}), truncated=False)[:2] == ("up", "status = success")
+    assert classify(200, J, _json({"status": "pass"}), truncated=False)[:2] == ("up", "status = pass")
+
+
 def test_long_reasons_are_cut_to_one_bounded_line() -> None:
     doc = {"status": "fail", "output": "x" * 500, "checks": {"k" * 500: "ok"}}
     _, reason, _ = classify(200, J, _json(doc), truncated=False)
@@ -155,10 +192,11 @@ _json_values = st.recursive(
 _health_docs = st.fixed_dictionaries(
     {},
     optional={
-        "status": st.sampled_from(["ok", "down", "WARN", "fail", "weird", "\x1b[2J"])
+        "status": st.sampled_from(["ok", "down", "WARN", "fail", "weird", "\x1b[2J", "success", "error"])
         | _json_values,
         "checks": st.dictionaries(st.text(max_size=30), _json_values, max_size=5),
         "output": st.text(max_size=200),
+        "message": st.text(max_size=200) | _json_values,
     },
 )
 

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 
 from console.model.clock import FakeClock
 from console.model.health import HEALTH_STATES, ProbeResult
+from console.model.json_path import extract_json_path
 from console.model.live import ServiceLive, SignalValue, compare_to_baseline
-from console.model.signals import HISTORY_POINTS, ServiceSignals, extract_json_path
+from console.model.signals import HISTORY_POINTS, ServiceSignals
 from console.model.thresholds import SignalSpec, Threshold
 
 CACHE = SignalSpec(json_path="metrics.cache_hit_rate", unit="%", scale=100.0, label="cache hit")

@@ -27,6 +27,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from console.engine.snapshot import Snapshot
 from console.errors import ActionError
+from console.model.describe import describe_change
 from console.model.sanitize import clean_text
 from console.ui.modals.fault import describe_faults
 from console.ui.text import safe_markup, safe_text
@@ -44,7 +45,7 @@ DEMO_ONLY = "fault keys work in `conn demo` only: this console watches real serv
 
 
 def activity_text(snapshot: Snapshot, *, limit: int) -> Text:
-    """The newest events first, one line each: time, who, what, where, why."""
+    """The newest events first, one line each: time, who, where, what changed, why."""
     events = list(reversed(snapshot.recent_events[-limit:])) if limit > 0 else []
     if not events:
         return Text("no events yet — changes you make appear here", style="dim")
@@ -55,7 +56,7 @@ def activity_text(snapshot: Snapshot, *, limit: int) -> Text:
         when = datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
         text.append(f"{when} ", style="dim")
         text.append(clean_text(event.actor, limit=24), style="bold")
-        text.append(f" {clean_text(event.type, limit=30)} {clean_text(event.stream, limit=40)}")
+        text.append(f" {clean_text(event.stream, limit=40)}: {describe_change(event)}")
         if event.reason:
             text.append(f" — {clean_text(event.reason, limit=80)}", style="italic")
     return text

@@ -1,8 +1,9 @@
 """The flags screen: every flag at a glance, changed from the keyboard with a reason.
 
-It reads and commands ``app.engine.flags`` (the engine's FlagService) and
-re-renders whenever the app's snapshot changes, so changes made elsewhere (the
-CLI, another console, a rollout stage) show up here too. Every change goes
+It renders the snapshot's flags (``snapshot.flag_state``) and re-renders
+whenever the app's snapshot changes, so changes made elsewhere (the CLI,
+another console, a rollout stage) show up here too; changes are commands
+passed to ``engine.execute``. Every change goes
 through a confirmation that asks for a reason; the kill switch also makes the
 operator type the flag's name.
 """
@@ -17,7 +18,9 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from console.engine.flags import FlagService, FlagView
+from console.engine.commands import Command
+from console.engine.flags import DisableFlag, EnableFlag, FlagView, KillFlag, SetFlagPercent
+from console.engine.snapshot import FlagsView
 from console.errors import ConsoleError
 from console.model.flags import key_problem, percent_to_weight
 from console.model.units import parse_percent
@@ -26,6 +29,7 @@ from console.ui.modals.prompt import PromptModal
 from console.ui.text import format_age, safe_markup, safe_text
 
 if TYPE_CHECKING:
+    from console.engine.core import Engine
     from console.ui.app import ConnApp
 
 _COLUMNS = (("name", "Flag"), ("state", "State"), ("percent", "%"), ("allow", "Allow"),
@@ -113,9 +117,13 @@ class FlagsScreen(Screen[None]):
     # --- state ------------------------------------------------------------------------
 
     @property
-    def service(self) -> FlagService:
-        flags: FlagService = cast("ConnApp", self.app).engine.flags
-        return flags
+    def state(self) -> FlagsView:
+        """The flags as of the app's latest snapshot."""
+        snapshot = cast("ConnApp", self.app).snapshot
+        return snapshot.flag_state if snapshot is not None else FlagsView()
+
+    def _view(self, name: str) -> FlagView | None:
+        return self.state.get(name)
 
     @property
     def selected(self) -> str | None:
@@ -131,8 +139,8 @@ class FlagsScreen(Screen[None]):
         return float(clock.now()) if clock is not None else 0.0
 
     def refresh_flags(self) -> None:
-        """Render the service's views now (after a snapshot, a command or a tick)."""
-        views = self.service.views()
+        """Render the snapshot's flags now (after a snapshot, a command or a tick)."""
+        views = self.state.flags
         table = self.query_one(DataTable)
         selected = self.selected
         names = [v.name for v in views]
@@ -148,8 +156,10 @@ class FlagsScreen(Screen[None]):
                     if table.get_cell(view.name, column) != cell:
                         table.update_cell(view.name, column, cell, update_width=True)
         self._show_detail()
-        status = self.service.export_status()
+        status = self.state.export
         export = self.query_one("#flags-export", Static)
+        if status is None:
+            return
         problem = status.state in ("edited", "error")
         export.set_class(problem, "problem")
         text = f"flag file {status.path}: {status.state}"
@@ -181,7 +191,9 @@ class FlagsScreen(Screen[None]):
         if name is None:
             self._update(detail, "[dim]no flags — define them under \\[flags.define.NAME] in the config[/]")
             return
-        view = self.service.view(name)
+        view = self._view(name)
+        if view is None:
+            return
         lines = [
             f"[b]{safe_markup(view.name)}[/b] {safe_markup(view.description, limit=60)}",
             safe_markup(rollout_line(view), limit=300),
@@ -191,7 +203,7 @@ class FlagsScreen(Screen[None]):
         if view.evaluator_mismatch:
             lines.append(
                 f"[b]⚠ written with openfeature-flagd-core {safe_markup(view.evaluator_version)}, "
-                f"installed {safe_markup(self.service.evaluator_version)}: bucketing may differ[/b]"
+                f"installed {safe_markup(self.state.evaluator_version)}: bucketing may differ[/b]"
             )
         if self._evaluation is not None:
             flag, version, line = self._evaluation
@@ -228,23 +240,27 @@ class FlagsScreen(Screen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="flags")
     async def _toggle(self, name: str) -> None:
-        view = self.service.view(name)
-        if view.state == "enabled":
+        view = self._view(name)
+        if view is None:
+            return
+        turn_off = view.state == "enabled"
+        if turn_off:
             title, body = f"Turn {name} off?", (
                 "flagd will treat the flag as absent: applications get their code default.")
-            command, done = self.service.disable, f"{name}: turned off"
         else:
             title = f"Turn {name} on?"
             body = (f"Lifts the kill switch; {view.percent_text} and the allowlist apply again."
                     if view.killed else f"{view.percent_text} and the allowlist apply again.")
-            command, done = self.service.enable, f"{name}: turned on"
         result = await self.app.push_screen_wait(ConfirmModal(title, body))
         if result is not None:
-            await self._run(command(name, reason=result.reason), done)
+            command = (DisableFlag if turn_off else EnableFlag)(flag=name, reason=result.reason)
+            await self._run(command, f"{name}: turned {'off' if turn_off else 'on'}")
 
     @work(exclusive=True, exit_on_error=False, group="flags")
     async def _set_percent(self, name: str) -> None:
-        view = self.service.view(name)
+        view = self._view(name)
+        if view is None:
+            return
         typed = await self.app.push_screen_wait(PromptModal(
             f"Roll out {name}", f"Percentage of keys that get {view.on_variant!r} (now {view.percent_text}):",
             placeholder="e.g. 10 or 0.5%", validate=_percent_problem,
@@ -265,11 +281,13 @@ class FlagsScreen(Screen[None]):
             f"Set {name} to {wanted}?", f"Now {view.percent_text}.{note}", confirm_label="Set"))
         if result is not None:
             await self._run(
-                self.service.set_percent(name, typed, reason=result.reason), f"{name}: {wanted}")
+                SetFlagPercent(flag=name, percent=typed, reason=result.reason), f"{name}: {wanted}")
 
     @work(exclusive=True, exit_on_error=False, group="flags")
     async def _kill(self, name: str) -> None:
-        view = self.service.view(name)
+        view = self._view(name)
+        if view is None:
+            return
         result = await self.app.push_screen_wait(ConfirmModal(
             f"Kill {name}?",
             f"Everyone gets {view.off_variant!r}, whatever the percentage, allowlist or code "
@@ -277,7 +295,7 @@ class FlagsScreen(Screen[None]):
             type_to_confirm=name, confirm_label="Kill",
         ))
         if result is not None:
-            await self._run(self.service.kill(name, reason=result.reason), f"{name}: killed")
+            await self._run(KillFlag(flag=name, reason=result.reason), f"{name}: killed")
 
     @work(exclusive=True, exit_on_error=False, group="flags")
     async def _evaluate(self, name: str) -> None:
@@ -288,7 +306,7 @@ class FlagsScreen(Screen[None]):
         if not key:
             return
         try:
-            answer = self.service.evaluate(name, key)
+            answer = self.engine.evaluate_flag(name, key)
         except ConsoleError as e:
             self.notify(safe_markup(str(e)), severity="error", title="evaluate")
             return
@@ -298,14 +316,19 @@ class FlagsScreen(Screen[None]):
                 f"[dim]{safe_markup(answer.detail)}[/]")
         # Kept in the detail until another flag is selected or this one changes:
         # the next snapshot (within a second) redraws the detail.
-        self._evaluation = (name, self.service.view(name).version, line)
+        current = self._view(name)
+        self._evaluation = (name, current.version if current else 0, line)
         self._show_detail()
         self.notify(line, title=f"{safe_markup(name)}: {safe_markup(answer.reason)}")
 
-    async def _run(self, change: Any, done: str) -> None:
-        """Await a command; show what happened (errors in the operator's words)."""
+    @property
+    def engine(self) -> Engine:
+        return cast("ConnApp", self.app).engine
+
+    async def _run(self, command: Command, done: str) -> None:
+        """Execute a command; show what happened (errors in the operator's words)."""
         try:
-            await change
+            await self.engine.execute(command)
         except ConsoleError as e:  # CommandError, ConcurrencyError, ActionError (recorded)
             self.notify(safe_markup(str(e), limit=400), severity="error", title="flag change")
         else:

@@ -29,12 +29,20 @@ MARKS: tuple[tuple[str, str], ...] = (
     ("● up ✖2", "up, but 2 of its signals are critical: see its detail"),
     ("● up ▲1", "up, but 1 signal is past its warning level"),
     ("⌛", "stale: no new value for over 3 probe intervals"),
+    ("⚠", "cannot be trusted as shown; its text or its detail says why"),
 )
-"""The marks in the services table's health column, as the help explains them."""
+"""The marks Conn draws (health column, values, top bar, flags), as the help explains them.
+
+⚠ marks "⚠ unreadable" (a service's live row could not be read, the detail
+says why), "source down ⚠" (a signal's source did not answer; its detail
+names the error), "⚠ <problem>" in the top bar (nothing shown is current),
+and a flag written by another openfeature-flagd-core version (its detail
+says bucketing may differ). One line, so the help still fits 80x24.
+"""
 
 
 def marks_table() -> Table:
-    """The health column's marks, with what they mean."""
+    """Conn's marks, with what they mean."""
     table = Table(box=None, show_header=False, padding=(0, 1))
     table.add_column("mark", style="bold", no_wrap=True)
     table.add_column("means")
@@ -75,6 +83,6 @@ class HelpScreen(ModalScreen[None]):
         with Vertical():
             yield Label("Conn keys", classes="title")
             yield Static(key_table())
-            yield Label("Health column", classes="title")
+            yield Label("Marks", classes="title")
             yield Static(marks_table())
             yield Label("Every binding has an id; rebind keys in the config's [keymap].", markup=False)

@@ -18,9 +18,9 @@ import math
 from dataclasses import dataclass
 
 from console.engine.snapshot import ServiceView
-from console.model.live import ServiceLive, SignalValue, signal_ratio
-from console.model.signals import STALE_INTERVALS
+from console.model.live import STALE_INTERVALS, ServiceLive, SignalValue, signal_ratio
 from console.model.thresholds import BUILTIN_SIGNALS
+from console.model.units import NO_DATA, format_value
 from console.ui.text import format_age
 from console.ui.widgets.styles import HEALTH_STYLE, STALE_MARK, STATE_MARK
 
@@ -123,8 +123,9 @@ class CompareData:
 
 
 def row_stale(view: ServiceView, now: float) -> bool:
-    """The live row is older than three probe intervals (nobody is writing it)."""
-    return view.updated_at is not None and now - view.updated_at > STALE_INTERVALS * view.interval
+    """The live row is not fresh (:func:`is_fresh`: nobody is writing it, or its time is
+    from the future); False before any row exists (that is "no value yet")."""
+    return view.updated_at is not None and not view.fresh(now)
 
 
 def effective_state(signal: SignalValue | None, stale: bool) -> str:
@@ -136,37 +137,21 @@ def effective_state(signal: SignalValue | None, stale: bool) -> str:
     return signal.state
 
 
-def format_number(value: float, unit: str) -> str:
-    """A value with its unit, never cut: "42.1 ms", "1,234 ms", "0.42%", "93.12%", "12"."""
-    if unit == "ms":
-        number = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
-    elif abs(value) >= 1000:
-        number = f"{value:,.0f}"
-    elif value == 0 or abs(value) >= 0.001:
-        number = f"{value:.4g}"
-    else:
-        number = f"{value:.6f}".rstrip("0")
-    if not unit:
-        return number
-    return f"{number}{unit}" if unit == "%" else f"{number} {unit}"
-
-
-def value_text(value: float | None, unit: str, state: str, *, rate: bool = False) -> str:
-    """What a value cell says: the number with its mark, or why there is none."""
+def value_text(value: float | None, unit: str, state: str) -> str:
+    """What a value cell says: the number (:func:`format_value`) with its mark, or why there is none."""
     if state == "source_down":
         return "source down" + STATE_MARK["source_down"]
     if value is None:
-        return "stale" + STATE_MARK["stale"] if state == "stale" else "no data"
-    number = f"{value:.2f}%" if rate else format_number(value, unit)
-    return number + STATE_MARK.get(state, "")
+        return "stale" + STATE_MARK["stale"] if state == "stale" else NO_DATA
+    return format_value(value, unit) + STATE_MARK.get(state, "")
 
 
-def shown_signal(signal: SignalValue | None, stale: bool, *, rate: bool = False) -> Shown:
+def shown_signal(signal: SignalValue | None, stale: bool) -> Shown:
     """A signal's value cell."""
     state = effective_state(signal, stale)
     if signal is None:
-        return Shown("no data", "no_data")
-    return Shown(value_text(signal.value, signal.unit, state, rate=rate), state)
+        return Shown(NO_DATA, "no_data")
+    return Shown(value_text(signal.value, signal.unit, state), state)
 
 
 def format_ratio(ratio: float | None) -> str:
@@ -247,7 +232,7 @@ def errors_data(view: ServiceView, now: float) -> ErrorsData:
         return ErrorsData("probe", nothing, "· no probes yet", nothing, "", ())
     stale = row_stale(view, now)
     signal = live.signal("error_rate")
-    rate = shown_signal(signal, stale, rate=True)
+    rate = shown_signal(signal, stale)
     source = signal.source if signal is not None else "probe"
     texts: list[tuple[Shown, str]] = []
     for window in ("1m", "5m"):
@@ -256,7 +241,7 @@ def errors_data(view: ServiceView, now: float) -> ErrorsData:
             texts.append((Shown("no data", "no_data"), f"· 0 probes in {window}"))
             continue
         state = "stale" if stale else ""
-        shown = Shown(value_text(counts.rate_pct, "%", state, rate=True), state)
+        shown = Shown(value_text(counts.rate_pct, "%", state), state)
         prefix = "· probes: " if source != "probe" else "· "
         texts.append((shown, f"{prefix}{counts.failed:,} of {counts.total:,} in {window}"))
     if source == "probe" and texts[0][0].state == "no_data":
@@ -328,14 +313,13 @@ def compare_data(view: ServiceView, baseline: ServiceView, now: float) -> Compar
             effective_state(theirs, base_stale),
         )
         fresh = mine_state in JUDGED and their_state in JUDGED
-        rate = name == "error_rate"
         label = mine.label if mine is not None else name
         rows.append(
             CompareRow(
                 name=name,
                 label=label or name,
-                canary=shown_signal(mine, canary_stale, rate=rate),
-                baseline=shown_signal(theirs, base_stale, rate=rate)
+                canary=shown_signal(mine, canary_stale),
+                baseline=shown_signal(theirs, base_stale)
                 if base_live
                 else Shown("—", "muted"),
                 ratio=format_ratio(signal_ratio(mine, theirs) if fresh else None),

@@ -24,6 +24,7 @@ from textual.widgets.data_table import ColumnKey
 
 from console.engine.snapshot import ServiceView
 from console.model.live import ServiceLive
+from console.model.units import NO_DATA, format_value
 from console.ui.text import format_age, safe_text
 from console.ui.widgets.styles import HEALTH_STYLE, STATE_MARK, STATE_STYLE, signal_counts
 
@@ -68,22 +69,18 @@ def worst_mark(live: ServiceLive) -> tuple[str, str]:
 
 
 def is_stale(view: ServiceView, now: float) -> bool:
-    """No value, or a value older than three probe intervals."""
-    return view.updated_at is None or now - view.updated_at > 3 * view.interval
+    """No value, or a row that is not fresh (the one rule: :func:`is_fresh`)."""
+    return not view.fresh(now)
 
 
 def signal_cell(live: ServiceLive | None, name: str) -> Text:
-    """One signal's value with its unit, marked by its threshold state."""
+    """One signal's value with its unit (:func:`format_value`), marked by its threshold state."""
     if live is None:
         return Text("—", style="dim")
     signal = next((s for s in live.signals if s.name == name), None)
     if signal is None or signal.value is None:
-        return Text("no data", style="dim")
-    unit = signal.unit
-    value = f"{signal.value:.0f}" if abs(signal.value) >= 100 else f"{signal.value:.1f}"
-    if name == "error_rate":
-        value = f"{signal.value:.2f}"
-    text = f"{value}{unit if unit == '%' else ' ' + unit if unit else ''}"
+        return Text(NO_DATA, style="dim")
+    text = format_value(signal.value, signal.unit)
     return Text(text + STATE_MARK.get(signal.state, ""), style=STATE_STYLE.get(signal.state, ""))
 
 

@@ -1,0 +1,178 @@
+"""What an event changed, in a few words: the one description every view shows.
+
+A kill, an off → on and a 0% → 10% are all ``FlagChanged``; the type says
+that something changed, the payload says what. The dashboard's activity
+pane, ``conn audit`` and the "someone changed it first" error all call
+:func:`describe_change`, so the same event reads the same everywhere.
+
+Payloads come from the log, which other Conn versions (or a hand-edited
+database) may have written: nothing here trusts their shape. A field of the
+wrong type reads "?", an unknown event type reads as its type, and every
+piece of outside text is cleaned (:func:`console.model.sanitize.clean_text`)
+and clipped. Views still escape markup: this module returns plain text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from console.model.events import Event
+from console.model.flags import (
+    FLAG_CHANGED,
+    FLAG_CREATED,
+    GROUP_CHANGED,
+    GROUP_CREATED,
+    GROUP_STREAM,
+    TOTAL_WEIGHT,
+    format_percent,
+)
+from console.model.sanitize import clean_text
+from console.model.text import plural
+
+KEYS_SHOWN = 2
+"""Allowlist or group entries named before "+N more"."""
+
+NAME_LIMIT = 40
+"""The most characters of a key, group or type name shown."""
+
+_OTHER_FIELDS = (
+    ("description", "description changed"),
+    ("variants", "variants changed"),
+    ("on_variant", "on variant changed"),
+    ("off_variant", "off variant changed"),
+)
+
+
+def describe_change(event: Event) -> str:
+    """What ``event`` changed, for people: one short, clean line, never an exception.
+
+    * Flag created: ``created (10%, off)``, with its allowlist and groups
+      when it has them (``created (0%, on, 2 keys allowed, 1 group)``).
+    * Flag changed, each difference between ``before`` and ``after`` in
+      this order, joined by ", ": ``kill`` / ``kill lifted``, ``off → on`` /
+      ``on → off``, ``0% → 10%``, ``allowlist +qa-1`` (added and removed
+      keys, the first two named: ``allowlist −qa-1, +2 more``), ``groups
+      +internal``, and ``description changed`` or ``variants changed``.
+    * Group created or changed: ``group internal created: 3 keys``,
+      ``group internal: 3 keys (+1 −0)``.
+    * Anything else, or a flag or group event whose payload is not the
+      shape above: the event's type (``RolloutStarted``), with the payload's
+      ``change`` word when it has one (``FlagChanged (kill)``).
+    """
+    payload = event.payload if isinstance(event.payload, Mapping) else {}
+    before, after = _mapping(payload.get("before")), _mapping(payload.get("after"))
+    described: str | None = None
+    if event.type == FLAG_CREATED and after is not None:
+        described = _flag_created(after)
+    elif event.type == FLAG_CHANGED and before is not None and after is not None:
+        described = _flag_changed(before, after) or _change_word(payload) or "no change"
+    elif event.type in (GROUP_CREATED, GROUP_CHANGED) and after is not None:
+        described = _group(event, payload, before, after)
+    return described if described is not None else _fallback(event.type, payload)
+
+
+# --- flags -----------------------------------------------------------------------------
+
+
+def _flag_created(after: Mapping[str, Any]) -> str:
+    parts = [_percent(after.get("on_weight")), _switch(after)]
+    allow, groups = _keys(after.get("allow")), _keys(after.get("groups"))
+    if allow:
+        parts.append(f"{plural(len(allow), 'key')} allowed")
+    if groups:
+        parts.append(plural(len(groups), "group"))
+    return f"created ({', '.join(parts)})"
+
+
+def _flag_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    was_killed, is_killed = bool(before.get("killed")), bool(after.get("killed"))
+    if was_killed != is_killed:
+        parts.append("kill" if is_killed else "kill lifted")
+    was_on, is_on = bool(before.get("enabled")), bool(after.get("enabled"))
+    if was_on != is_on:
+        parts.append("off → on" if is_on else "on → off")
+    if before.get("on_weight") != after.get("on_weight"):
+        parts.append(f"{_percent(before.get('on_weight'))} → {_percent(after.get('on_weight'))}")
+    for field, label in (("allow", "allowlist"), ("groups", "groups")):
+        if entries := _entries(_keys(before.get(field)), _keys(after.get(field))):
+            parts.append(f"{label} {entries}")
+    parts.extend(text for field, text in _OTHER_FIELDS if before.get(field) != after.get(field))
+    return ", ".join(parts)
+
+
+def _switch(state: Mapping[str, Any]) -> str:
+    """"killed", "on" or "off": what the flag serves, in the order flagd applies them."""
+    if bool(state.get("killed")):
+        return "killed"
+    return "on" if bool(state.get("enabled")) else "off"
+
+
+def _percent(weight: object) -> str:
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= TOTAL_WEIGHT:
+        return "?"
+    return format_percent(weight)
+
+
+def _entries(before: list[str], after: list[str]) -> str:
+    """``+qa-1, −qa-2, +3 more``: what was added, then what was removed, the first few named."""
+    had, has = set(before), set(after)
+    changes = [("+", k) for k in after if k not in had] + [("−", k) for k in before if k not in has]
+    shown = ", ".join(sign + clean_text(k, NAME_LIMIT) for sign, k in changes[:KEYS_SHOWN])
+    more = len(changes) - KEYS_SHOWN
+    return f"{shown}, +{more} more" if more > 0 else shown
+
+
+# --- groups ----------------------------------------------------------------------------
+
+
+def _group(
+    event: Event,
+    payload: Mapping[str, Any],
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
+) -> str | None:
+    keys = after.get("keys")
+    if not isinstance(keys, list | tuple):
+        return None
+    name = payload.get("group")
+    if not isinstance(name, str) or not name:
+        name = event.stream.removeprefix(GROUP_STREAM)
+    name = clean_text(name, NAME_LIMIT)
+    now = set(_keys(keys))
+    if before is None:
+        return f"group {name} created: {plural(len(now), 'key')}"
+    had = set(_keys(before.get("keys")))
+    added, removed = len(now - had), len(had - now)
+    return f"group {name}: {plural(len(now), 'key')} (+{added} −{removed})"
+
+
+# --- anything else ---------------------------------------------------------------------
+
+
+def _fallback(kind: str, payload: Mapping[str, Any]) -> str:
+    name = clean_text(kind, NAME_LIMIT).strip() if isinstance(kind, str) else ""
+    word = _change_word(payload)
+    if not name:
+        return word or "event"
+    return f"{name} ({word})" if word else name
+
+
+def _change_word(payload: Mapping[str, Any]) -> str:
+    word = payload.get("change")
+    return clean_text(word, NAME_LIMIT).strip() if isinstance(word, str) else ""
+
+
+def _mapping(value: object) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) else None
+
+
+def _keys(value: object) -> list[str]:
+    """A list of keys or group names as strings; anything that is not a list is empty.
+
+    Not cleaned here: a group may hold 10,000 keys and only the few shown are cleaned.
+    """
+    if not isinstance(value, list | tuple):
+        return []
+    return [k if isinstance(k, str) else str(k) for k in value]
