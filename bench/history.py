@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/history.py                      # a temporary SQLite file
     .venv/bin/python bench/history.py postgresql://u@h/db  # an existing (empty) database
+    .venv/bin/python bench/history.py --postgres           # a throwaway local cluster (fsync off)
 
 A fake clock drives the real recorder (``console.engine.history.History``)
 and real ``ServiceSignals`` with the demo's six custom signals and
@@ -28,6 +29,7 @@ from console.model.health import ProbeResult
 from console.model.signals import ServiceSignals
 from console.store import EventStore, open_store
 
+REPO = str(Path(__file__).resolve().parents[1])
 DAY = 86_400.0
 INTERVAL = 5.0
 """Probe interval of the simulated services (the example config's default)."""
@@ -80,11 +82,12 @@ async def size_of(store: EventStore, url: str, path: Path | None) -> int:
         def vacuumed() -> int:
             with sqlite3.connect(path) as db:
                 db.execute("VACUUM")
-                (pages,), (size,) = db.execute("PRAGMA page_count"), db.execute("PRAGMA page_size")
-                (history_pages,) = db.execute(
-                    "SELECT count(*) FROM dbstat WHERE name LIKE '%history%'"
-                ).fetchone() if _has_dbstat(db) else (pages,)
-                return int(history_pages) * int(size)
+                if _has_dbstat(db):  # the history table and its indexes only
+                    (size,) = db.execute(
+                        "SELECT sum(pgsize) FROM dbstat WHERE name LIKE '%history%'"
+                    ).fetchone()
+                    return int(size)
+                return path.stat().st_size
         return await asyncio.to_thread(vacuumed)
     import asyncpg  # type: ignore[import-untyped]
 
@@ -166,7 +169,27 @@ async def ticks_and_rebuild(url: str) -> None:
     await store.close()
 
 
+async def throwaway_postgres() -> None:
+    """Start the test suite's throwaway cluster (fsync off: figures are the CPU and protocol cost)."""
+    import asyncpg
+
+    sys.path.insert(0, REPO)
+    from tests.fixtures.postgres import throwaway_cluster
+
+    with throwaway_cluster() as server:
+        admin = await asyncpg.connect(server.dsn())
+        await admin.execute('CREATE DATABASE "bench"')
+        await admin.close()
+        url = server.dsn("bench")
+        print("store: PostgreSQL (throwaway local cluster, fsync off)")
+        await a_day(url, None)
+        await ticks_and_rebuild(url)
+
+
 async def main() -> None:
+    if sys.argv[1:] == ["--postgres"]:
+        await throwaway_postgres()
+        return
     if len(sys.argv) > 1:
         url = sys.argv[1]
         print(f"store: {url.split('@')[-1]}")

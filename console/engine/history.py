@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from console.config import HistoryConfig
 from console.engine.supervisor import Reporter, Supervisor, keep_going
 from console.model.clock import Clock
-from console.model.history import ROLLUP_SECONDS, SLICE_SECONDS, HistorySlice, signal_points
+from console.model.history import (
+    RESOLUTIONS,
+    ROLLUP_SECONDS,
+    SLICE_SECONDS,
+    HistorySlice,
+    settle,
+    signal_points,
+)
 from console.model.live import WINDOWS
 from console.model.signals import ServiceSignals
 from console.store.base import EventStore
@@ -127,11 +134,30 @@ class History:
             self.stats.slices += len(rows)
             self.stats.seconds += time.perf_counter() - began
         if now - self._pruned_at >= PRUNE_EVERY:
+            await self._settle(now)
             await self._store.prune_history(
                 now=now, retention=self.retention, sketch_retention=self.config.sketches
             )
             self._pruned_at = now
         return len(rows)
+
+    async def _settle(self, now: float) -> None:
+        """Slim the slices that just left the sketch retention (see :func:`settle`).
+
+        Runs with pruning, once a minute, over the slices that crossed the
+        boundary since the last run (a few per service); after a change of
+        leader it goes back one retention, so nothing is left unsettled.
+        """
+        until = now - self.config.sketches
+        since = until - (self.config.sketches if math.isinf(self._pruned_at) else 3 * PRUNE_EVERY)
+        rows = [
+            settle(row)
+            for resolution in RESOLUTIONS
+            for row in await self._store.read_history(since=since, until=until, resolution=resolution)
+            if row.sketch is not None or "as_of" in row.data
+        ]
+        if rows:
+            await self._store.write_history(rows)
 
     async def points(
         self, service: str, signal: str, since: float, until: float | None = None

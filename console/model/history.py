@@ -180,6 +180,37 @@ def merge_slices(
     )
 
 
+SETTLED_KEYS = (*QUANTILE_KEYS, "health", "health_since", "reason", "last_at")
+"""What a settled slice keeps of ``data`` besides each signal's value and state."""
+
+
+def settle(piece: HistorySlice) -> HistorySlice:
+    """The slice as kept once no new leader can need it: no sketch, no takeover details.
+
+    A new leader reads only the last minutes (the sketches' retention); older
+    slices serve views, backtests and postmortems, which need each signal's
+    value and state, the quantiles and the health. Dropping the rest (the
+    timers, per-signal times, details) shrinks a slice about threefold, and a
+    settled slice still reads back through :func:`read_record` and
+    :func:`signal_points`.
+    """
+    data = piece.data
+    kept: dict[str, Any] = {key: data[key] for key in SETTLED_KEYS if key in data}
+    entries = data.get("signals")
+    if isinstance(entries, Mapping):
+        signals: dict[str, Any] = {}
+        for name, entry in entries.items():
+            if not isinstance(entry, Mapping):
+                continue
+            slim = {"value": entry.get("value"), "state": entry.get("state")}
+            if entry.get("past") is not None:
+                slim["past"], slim["past_since"] = entry["past"], entry.get("past_since")
+            signals[str(name)] = slim
+        kept["signals"] = signals
+    return HistorySlice(piece.service, piece.resolution, piece.start, piece.samples,
+                        piece.errors, None, kept)
+
+
 def sketch_quantiles(sketch: BaseDDSketch) -> dict[str, float | None]:
     """``{"p50", "p95", "p99"}`` of one sketch in ms, rounded as the live row rounds latency.
 
@@ -291,7 +322,7 @@ def _signal(entry: Any) -> SignalRecord:
     past = entry.get("past")
     if past is not None and past not in _LEVELS:
         raise _Unreadable(f"past {past!r} is not a level")
-    past_since = _number(entry, "past_since")
+    past_since = _number(entry, "past_since") if "past_since" in entry else None
     raw_timers = entry.get("timers")
     if raw_timers is None:
         timers = {} if past is None or past_since is None else {past: past_since}

@@ -58,6 +58,11 @@ async def test_slices_rollups_and_pruning_follow_the_retention(store: EventStore
     assert all(s.sketch is None for s in fine if s.start < now - 300 - 60)
     assert any(s.sketch is not None for s in fine if s.start >= now - 300)
     assert all("p95" in s.data for s in fine)
+    # Settled past the sketch retention: values and states stay, takeover details go.
+    old = [s for s in fine if s.start < now - 300 - 60]
+    assert old and all("as_of" not in s.data and "signals" in s.data for s in old)
+    assert all(set(e) <= {"value", "state", "past", "past_since"}
+               for s in old for e in s.data["signals"].values())
     # One roll-up per completed minute, equal to its six slices' counts.
     by_start = {s.start: s for s in fine}
     checked = 0
