@@ -131,7 +131,8 @@ class Engine:
         ).handlers())
 
         tick = min((spec.interval for spec in config.services.values()), default=5.0)
-        self.history = History(config.history, store, self.clock, tick=min(tick, 5.0))
+        self.recorder = History(config.history, store, self.clock, tick=min(tick, 5.0))
+        """The signal history's recorder (the leader's) and reader."""
         self._leadership: Leadership | None = None
         self._leadership_task: asyncio.Task[None] | None = None
         self._sampling: Sampling | None = None
@@ -243,7 +244,7 @@ class Engine:
             report=lambda problem: self._set_problem("prometheus", problem),
         )
         await sampling.open(stack)  # a source that cannot start fails here, before any probe
-        await self.history.restore(sampling.signals)
+        await self.recorder.restore(sampling.signals)
         try:
             await self.execute(SeedFlags(), actor=self.auto_actor)
         except ConsoleError as e:
@@ -254,7 +255,7 @@ class Engine:
         stack.callback(setattr, self, "_sampling", None)
         stack.callback(self._set_problem, "prometheus", None)
         sampling.start(stack)
-        self.history.start(
+        self.recorder.start(
             stack, sampling.signals, self._supervisor,
             report=lambda problem: self._set_problem("history", problem),
         )
@@ -310,11 +311,15 @@ class Engine:
         """What flagd answers for ``key`` on flag ``name`` now (a query: nothing is recorded)."""
         return self._flags.evaluate(name, key)
 
-    async def history_of(
+    async def history(
         self, service: str, signal: str, since: float, until: float | None = None
     ) -> list[HistoryPoint]:
-        """A signal's recorded values (10 s slices, or 1-minute roll-ups for long ranges)."""
-        return await self.history.points(service, signal, since, until)
+        """A signal's recorded values (10 s slices, or 1-minute roll-ups for long ranges).
+
+        For views (the "why" view, postmortem graphs): long and growing, so a
+        query rather than part of every snapshot.
+        """
+        return await self.recorder.points(service, signal, since, until)
 
     # --- state for views -----------------------------------------------------------------
 

@@ -135,6 +135,11 @@ async def test_the_new_leader_continues_the_breach_from_the_history(
             await until(lambda: (m := mine()) is not None and p95(m).state == "critical",
                         within=FOR + 10, what="critical after the rule's 30 s")
             turned = engine.clock.now()
+            # Views read the same history: the breach is in it, old leader's slices and new.
+            points = await engine.history("payments", "p95", since=breach_since - 30)
+            assert len(points) >= 4
+            assert any(p.state == "critical" for p in points[-2:])
+            assert max(p.value or 0 for p in points) > 1000
             assert turned - breach_since < FOR + 2 * config.services["payments"].interval + 2.5, (
                 "critical ran from the old breach start, not from the takeover"
             )
