@@ -10,6 +10,7 @@ from typing import Any
 
 from console.cli.common import add_config_option, command_context
 from console.engine.core import Engine
+from console.engine.journal import Journal
 
 log = logging.getLogger("conn.agent")
 
@@ -55,12 +56,8 @@ async def _agent(args: argparse.Namespace) -> int:
 
 
 async def _log_changes(engine: Engine) -> None:
-    """Log each service's health when it changes (a journal of what the agent saw)."""
-    last: dict[str, str] = {}
+    """Log health changes, threshold breaches and recoveries (a journal of what the agent saw)."""
+    journal = Journal()
     async for snapshot in engine.snapshots():
-        for view in snapshot.services:
-            health = view.live.health if view.live else "unknown"
-            if last.get(view.name) != health:
-                last[view.name] = health
-                reason = view.live.reason if view.live else "no value yet"
-                log.info("%s is %s: %s", view.name, health, reason)
+        for level, line in journal.lines(snapshot, engine.clock.now()):
+            log.log(logging.getLevelName(level), "%s", line)
