@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -74,7 +74,7 @@ async def test_the_agent_logs_breaches_and_only_current_states(
     # again) is logged as its own probes find it.
     async with httpx.AsyncClient() as client:
         (await client.post(f"{info.urls['payments']}/_demo/faults", json={})).raise_for_status()
-    time.sleep(6)
+    await asyncio.sleep(6)  # past three intervals and a timeout: the old rows are stale
     second = Agent(info.config_path)
     try:
         await until(lambda: second.saw("payments is up"), within=20, what="payments' current state")
