@@ -11,6 +11,10 @@ from console.cli.common import add_config_option
 def register(sub: Any) -> None:
     parser = sub.add_parser("console", help="the console on the configured environment (default)")
     add_config_option(parser)
+    parser.add_argument(
+        "--read-only", action="store_true",
+        help="watch only: every change (flags, later rollouts) is refused with a message",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -19,4 +23,4 @@ def handle(args: argparse.Namespace) -> int:
     from console.ui.run import run_console
 
     config, path = load_config(args.config)
-    return run_console(config, path)
+    return run_console(config, path, read_only=getattr(args, "read_only", False))

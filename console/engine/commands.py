@@ -105,7 +105,9 @@ class Policy:
     """What this engine allows: the rules every command is checked against.
 
     Attributes:
-        read_only: refuse every command that changes state (a console for watching).
+        read_only: refuse every operator command that changes state (a console for
+            watching). The leader's automatic actions still run: a read-only console
+            that leads must still roll back a bad canary.
     """
 
     read_only: bool = False
@@ -131,7 +133,7 @@ class CommandBus:
         Raises:
             CommandError: in the operator's words, saying what to do instead.
         """
-        if self.policy.read_only and command.changes_state:
+        if self.policy.read_only and command.changes_state and not is_automatic(actor):
             raise CommandError(
                 f"this console is read-only: {command.summary} was not done "
                 "(start it without --read-only to make changes)"

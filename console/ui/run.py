@@ -12,13 +12,15 @@ from console.engine.session import open_configured_store
 from console.ui.app import ConnApp
 
 
-async def _run(config: ConnConfig, demo_urls: dict[str, str] | None = None) -> int:
+async def _run(
+    config: ConnConfig, demo_urls: dict[str, str] | None = None, *, read_only: bool = False
+) -> int:
     # The demo owns its store: it brings an older one up to date by itself.
     store = await open_configured_store(config, migrate=demo_urls is not None)
     try:
         # Started before the app, so a store that cannot be read is a clear error
         # message from `conn`, not a traceback from inside the UI.
-        async with Engine(config, store) as engine:
+        async with Engine(config, store, read_only=read_only) as engine:
             await ConnApp(engine, demo_urls=demo_urls).run_async()
     finally:
         await store.close()
@@ -31,10 +33,10 @@ def _quiet_logging() -> None:
     logging.getLogger().addHandler(logging.NullHandler())
 
 
-def run_console(config: ConnConfig, path: Path) -> int:
-    """`conn`: the console on the configured environment."""
+def run_console(config: ConnConfig, path: Path, *, read_only: bool = False) -> int:
+    """`conn`: the console on the configured environment (``read_only``: changes refused)."""
     _quiet_logging()
-    return asyncio.run(_run(config))
+    return asyncio.run(_run(config, read_only=read_only))
 
 
 def run_demo(state_dir: Path) -> int:

@@ -245,6 +245,9 @@ async def test_the_bus_checks_every_command_once(config: ConnConfig, store: Even
         with pytest.raises(CommandError, match="read-only"):
             await engine.execute(KillFlag(flag="checkout_v2", reason="x"))
         assert await store.read_all() == [], "nothing appended"
+        # The leader's own actions are not the operator's: they still run.
+        seeded = await engine.execute(SeedFlags(), actor=engine.auto_actor)
+        assert seeded.changed
     async with reader(config, store) as engine:
         await engine.execute(SeedFlags(), actor=engine.auto_actor)
         with pytest.raises(CommandError, match="reason is required"):
