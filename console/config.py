@@ -14,16 +14,25 @@ import os
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from console.errors import ConfigError, ConfigNotFound
 from console.model.flags import FlagsConfig
+from console.model.gates import CriterionError, parse_criterion, unknown_signals
 from console.model.keys import BINDING_IDS
+from console.model.rollout_config import RolloutConfig
 from console.model.text import suggest
-from console.model.thresholds import BUILTIN_SIGNALS, SignalName, SignalSpec, Threshold
+from console.model.thresholds import (
+    BUILTIN_SIGNALS,
+    FEEDABLE_SIGNALS,
+    JsonSource,
+    SignalName,
+    SignalSpec,
+    Threshold,
+)
 from console.model.units import Duration
 from console.paths import SQLITE_URL_PREFIX, config_dir, default_store_url, sqlite_url_path
 
@@ -50,6 +59,45 @@ class PrometheusQueries(Strict):
     error_rate: str | None = None
 
 
+class HealthJsonSignals(Strict):
+    """Paths in the health JSON for the built-in signals, read instead of the prober's measurement.
+
+    Each key is a dotted path (``p95 = "metrics.p95_ms"``, scale 1) or a table
+    (``error_rate = { path = "metrics.error_rate", scale = 100.0 }``). Values
+    after ``scale`` are in Conn's units: p50/p95/p99 in milliseconds,
+    error_rate in percent. A built-in read here behaves like a named JSON
+    signal (the latest probe's reading, stale after three intervals and a
+    timeout); the prober's own failure rate stays in ``probe_errors``.
+    """
+
+    unknown_key_hint: ClassVar[str] = (
+        f" Only {', '.join(FEEDABLE_SIGNALS)} are read here (probe_errors is the prober's"
+        " own); other values are named signals: [services.<name>.signals.<key>]."
+    )
+    """Appended to an unknown key's error (see :func:`describe_validation_errors`)."""
+
+    p50: JsonSource | None = None
+    p95: JsonSource | None = None
+    p99: JsonSource | None = None
+    error_rate: JsonSource | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_path(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"path": value}
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(
+                'give a dotted path ("metrics.p95_ms") or a table '
+                '{ path = "metrics.error_rate", scale = 100.0 }'
+            )
+        return value
+
+    def sources(self) -> dict[str, JsonSource]:
+        """The built-ins that have a path, by name."""
+        return {name: path for name in FEEDABLE_SIGNALS if (path := getattr(self, name)) is not None}
+
+
 class ServiceConfig(Strict):
     """One service to watch."""
 
@@ -73,6 +121,9 @@ class ServiceConfig(Strict):
     """Named custom signals (cache hit rate, memory %, circuit-breaker opens)."""
     queries: PrometheusQueries = PrometheusQueries()
     """PromQL for the built-in signals, when Prometheus is configured."""
+    health_json: HealthJsonSignals = Field(default_factory=HealthJsonSignals, alias="json")
+    """``[services.X.json]``: built-in signals read from the health JSON (a pydantic
+    model cannot have a field called ``json``, hence the alias)."""
 
     @field_validator("health_url")
     @classmethod
@@ -157,6 +208,15 @@ class HistoryConfig(Strict):
         return self
 
 
+class UiConfig(Strict):
+    """How the console lays out what it shows."""
+
+    order: Literal["trouble", "config"] = "trouble"
+    """The services table's order: "trouble" puts the worst first (down, critical,
+    warning, stale, ok; config order within each), "config" keeps the order of
+    [services]. The `o` key switches while the console runs."""
+
+
 class DefaultsConfig(Strict):
     """What applies to every service unless it says otherwise."""
 
@@ -178,10 +238,14 @@ class ConnConfig(Strict):
     sources: SourcesConfig = SourcesConfig()
     flags: FlagsConfig = FlagsConfig()
     history: HistoryConfig = HistoryConfig()
+    rollouts: dict[str, RolloutConfig] = Field(default_factory=dict)
+    """[rollouts.NAME]: staged rollouts, their gates, abort rules and actions (README: Rollouts)."""
     theme: Literal["conn-dark", "conn-light", "conn-high-contrast"] = "conn-dark"
     """The console's colours (NO_COLOR in the environment turns colour off)."""
     keymap: dict[str, str] = Field(default_factory=dict)
     """Binding id -> keys, e.g. "app-flags" = "F"."""
+    ui: UiConfig = UiConfig()
+    """[ui]: the console's layout choices (the services table's order)."""
 
     @field_validator("store")
     @classmethod
@@ -256,6 +320,12 @@ class ConnConfig(Strict):
                     f"services.{name}.profile: {service.profile!r} is not a profile"
                     + "." + suggest(service.profile, list(self.profiles))
                 )
+            for signal in service.health_json.sources():
+                if getattr(service.queries, signal) is not None:
+                    problems.append(
+                        f"services.{name}.json.{signal} and services.{name}.queries.{signal}: "
+                        f"{signal} can have one source, a JSON path or a PromQL query; remove one"
+                    )
             if self.sources.prometheus is None and (
                 any(s.promql for s in service.signals.values())
                 or any(service.queries.model_dump().values())
@@ -263,9 +333,11 @@ class ConnConfig(Strict):
                 problems.append(
                     f"services.{name}: uses PromQL but [sources.prometheus] is not configured"
                 )
+        for name, rollout in self.rollouts.items():
+            problems += rollout_problems(self, name, rollout)
         if problems:
             # One line each, every line already naming its key (see describe_validation_errors).
-            raise ValueError("\n".join(problems))
+            raise ValueError(PROBLEM_SEPARATOR.join(problems))
         return self
 
     def thresholds_for(self, service: str) -> dict[str, Threshold]:
@@ -370,7 +442,8 @@ def describe_validation_errors(error: ValidationError, raw: Any) -> list[str]:
             known = _known_fields(loc[:-1])
             unknown = str(loc[-1])
             candidates = [k for k in known if not (isinstance(parent, dict) and k in parent)]
-            lines.append(f"{key}: unknown key.{suggest(unknown, candidates or known)}")
+            hint = getattr(_model_at(loc[:-1]), "unknown_key_hint", "")
+            lines.append(f"{key}: unknown key.{suggest(unknown, candidates or known)}{hint}")
         elif kind == "missing":
             lines.append(f"{key}: required key is missing")
         elif "input" in item and kind not in ("model_type", "dict_type") and not isinstance(
@@ -384,7 +457,7 @@ def describe_validation_errors(error: ValidationError, raw: Any) -> list[str]:
                 lines.append(f"{key}: {shown}: {message}")
         elif not key:
             # Cross-reference checks name their own keys, one problem per line.
-            lines.extend(line for line in message.splitlines() if line)
+            lines.extend(line for line in message.split(PROBLEM_SEPARATOR) if line.strip())
         else:
             lines.append(f"{key}: {message}")
     return lines
@@ -415,7 +488,15 @@ def _lookup(raw: Any, loc: Sequence[Any]) -> Any:
 
 
 def _known_fields(loc: Sequence[Any]) -> list[str]:
-    """The field names allowed at ``loc``, walking the model tree (dict keys are free)."""
+    """The field names allowed at ``loc`` (dict keys are free)."""
+    model = _model_at(loc)
+    if model is None:
+        return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The model whose table sits at ``loc``, walking the model tree; None for a free dict."""
     model: Any = ConnConfig
     for part in loc:
         if isinstance(model, _DictOf):
@@ -426,10 +507,8 @@ def _known_fields(loc: Sequence[Any]) -> list[str]:
                 field = next((f for f in model.model_fields.values() if f.alias == part), None)
             model = _model_of(field.annotation) if field else None
         else:
-            return []
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return [f.alias or name for name, f in model.model_fields.items()]
-    return []
+            return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
 def _model_of(annotation: Any) -> Any:
@@ -456,3 +535,59 @@ class _DictOf:
         self.inner = inner
 
 
+
+
+PROBLEM_SEPARATOR = "\x1e"
+"""Between cross-reference problems (one problem may span lines: a criterion and its caret)."""
+
+
+def rollout_problems(config: ConnConfig, name: str, rollout: RolloutConfig) -> list[str]:
+    """What in ``[rollouts.NAME]`` names something that does not exist, or does not parse.
+
+    A criterion that does not parse is quoted with a caret under the bad part.
+    """
+    where = f"rollouts.{name}"
+    problems: list[str] = []
+    services = list(config.services)
+    if rollout.canary not in config.services:
+        problems.append(f"{where}.canary: {rollout.canary!r} is not a service." + suggest(rollout.canary, services))
+    if rollout.baseline is not None and rollout.baseline not in config.services:
+        problems.append(f"{where}.baseline: {rollout.baseline!r} is not a service." + suggest(rollout.baseline, services))
+    if rollout.flag is not None and rollout.flag not in config.flags.define:
+        problems.append(
+            f"{where}.flag: {rollout.flag!r} is not a flag ([flags.define.NAME])."
+            + suggest(rollout.flag, list(config.flags.define))
+        )
+    for index, stage in enumerate(rollout.stages):
+        for group in stage.groups:
+            if group not in config.flags.groups:
+                problems.append(
+                    f"{where}.stages[{index}].groups: {group!r} is not a group ([flags.groups])."
+                    + suggest(group, list(config.flags.groups))
+                )
+    canary = config.services.get(rollout.canary)
+    known = set(BUILTIN_SIGNALS) | (set(canary.signals) if canary else set())
+    units = {key: spec.unit for key, spec in canary.signals.items()} if canary else {}
+    for key, text in criteria_of(rollout):
+        try:
+            criterion = parse_criterion(text, units=units)
+        except CriterionError as e:
+            problems.append(f"{where}.{key}: {e.message}\n    {e.pointer().replace(chr(10), chr(10) + '    ')}")
+            continue
+        for signal in unknown_signals(criterion, known):
+            problems.append(
+                f"{where}.{key}: {text!r}: {rollout.canary} has no signal called {signal!r}."
+                + suggest(signal, sorted(known))
+            )
+        if criterion.relative and rollout.baseline is None:
+            problems.append(f"{where}.{key}: {text!r} compares with the baseline, but the rollout has none (baseline = \"SERVICE\")")
+    return problems
+
+
+def criteria_of(rollout: RolloutConfig) -> list[tuple[str, str]]:
+    """Every criterion of a rollout with its config key: ("gate.criteria[0]", "p95 < 500ms")."""
+    found = [(f"gate.criteria[{i}]", text) for i, text in enumerate(rollout.gate.criteria)]
+    found += [(f"abort.criteria[{i}]", text) for i, text in enumerate(rollout.abort.criteria)]
+    for index, stage in enumerate(rollout.stages):
+        found += [(f"stages[{index}].gate[{i}]", text) for i, text in enumerate(stage.gate)]
+    return found

@@ -7,7 +7,9 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from console.config import ConnConfig, load_config
 from console.engine.identity import current_actor
@@ -54,3 +56,36 @@ def fail(message: str) -> int:
     safe = "\n".join(clean_text(line, limit=2000) for line in redact(message).splitlines())
     print(f"conn: {safe}", file=sys.stderr)
     return 1
+
+
+USAGE = 2
+"""Exit status of a usage error, including a change that could not be confirmed."""
+
+
+def confirm(
+    summary: str, *, type_name: str | None = None, noun: str = "flag",
+    stdin: TextIO | None = None, stdout: TextIO | None = None,
+) -> bool | None:
+    """Ask on the terminal; None when there is no terminal to ask on.
+
+    Args:
+        summary: what will happen.
+        type_name: for destructive changes, the operator must type this name.
+        noun: what ``type_name`` names ("flag", "rollout"), for the prompt.
+    """
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    if not stdin.isatty():
+        return None
+    if type_name is not None:
+        stdout.write(f"{summary}\nType the {noun} name ({type_name}) to confirm: ")
+        stdout.flush()
+        return stdin.readline().strip() == type_name
+    stdout.write(f"{summary}? [y/N] ")
+    stdout.flush()
+    return stdin.readline().strip().lower() in ("y", "yes")
+
+
+def when(at: float) -> str:
+    """A clock time as every CLI line prints it: "2026-01-01 12:00:00Z" (UTC, like `conn audit`)."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")

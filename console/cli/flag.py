@@ -15,11 +15,10 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from console.cli.common import add_config_option, command_context, fail
+from console.cli.common import USAGE, add_config_option, command_context, confirm, fail, when
 from console.engine.commands import Command
 from console.engine.core import Engine
 from console.engine.flags import (
@@ -36,8 +35,6 @@ from console.engine.snapshot import FlagsView
 from console.errors import ActionError, CommandError
 from console.model.sanitize import clean_text
 from console.model.units import parse_percent
-
-USAGE = 2
 
 
 def register(sub: Any) -> None:
@@ -173,29 +170,6 @@ async def _change(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-def confirm(
-    summary: str, *, type_name: str | None = None,
-    stdin: TextIO | None = None, stdout: TextIO | None = None,
-) -> bool | None:
-    """Ask on the terminal; None when there is no terminal to ask on.
-
-    Args:
-        summary: what will happen.
-        type_name: for destructive changes, the operator must type this name.
-    """
-    stdin = stdin or sys.stdin
-    stdout = stdout or sys.stdout
-    if not stdin.isatty():
-        return None
-    if type_name is not None:
-        stdout.write(f"{summary}\nType the flag name ({type_name}) to confirm: ")
-        stdout.flush()
-        return stdin.readline().strip() == type_name
-    stdout.write(f"{summary}? [y/N] ")
-    stdout.flush()
-    return stdin.readline().strip().lower() in ("y", "yes")
-
-
 def _describe(view: FlagView) -> str:
     groups = f" +{','.join(view.groups)}" if view.groups else ""
     return clean_text(
@@ -203,10 +177,6 @@ def _describe(view: FlagView) -> str:
         f" — flag/{view.name} v{view.version} by {view.changed_by}",
         limit=300,
     )
-
-
-def _when(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _list(state: FlagsView, *, json_output: bool) -> int:
@@ -228,7 +198,7 @@ def _list(state: FlagsView, *, json_output: bool) -> int:
         groups = f" +{','.join(view.groups)}" if view.groups else ""
         line = (
             f"{view.name:<{width}}  {view.state:<8} {view.percent_text:>7}  "
-            f"{view.allowlist_size:>5}{groups}  {view.changed_by} {_when(view.changed_at)}: "
+            f"{view.allowlist_size:>5}{groups}  {view.changed_by} {when(view.changed_at)}: "
             f"{view.reason}"
         )
         print(clean_text(line, limit=300))

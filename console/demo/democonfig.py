@@ -3,10 +3,11 @@
 The numbers are the plans' own: alert rules from plan 004 (errors > 1 %
 warning, > 5 % critical; p95 > 500/1000 ms), cache hit > 80 %/70 % and memory
 < 70 % from plans 000 and 002, circuit-breaker opens > 5 in 10 minutes from
-plan 001. Besides the prober's own error rate (failed probes), each service
-gets ``request_error_rate``, the error ratio of its simulated traffic from the
-health JSON, so an injected ``error_rate`` fault shows without Prometheus.
-The text is TOML written by hand (the stdlib reads TOML but cannot
+plan 001. Each service's p50/p95/p99 and error_rate are those of its simulated
+traffic, read from its health JSON (``[services.X.json]``), so what the table
+calls errors is the service's own and an injected ``error_rate`` fault shows
+without Prometheus; the prober's failed health checks are ``probe_errors``,
+judged by the same levels. The text is TOML written by hand (the stdlib reads TOML but cannot
 write it), every string escaped, and it is validated by ``parse_config`` in
 the tests.
 """
@@ -27,7 +28,15 @@ STORE_NAME = "conn.db"
 PROBE_INTERVAL = "1s"
 PROBE_TIMEOUT = "2s"
 
-_CUSTOM_SIGNALS = """\
+_SIGNALS = """\
+# p50/p95/p99 and errors are the service's own traffic, not Conn's health checks
+# (those are probe_errors).
+[services.{key}.json]
+p50 = "metrics.p50_ms"
+p95 = "metrics.p95_ms"
+p99 = "metrics.p99_ms"
+error_rate = {{ path = "metrics.error_rate", scale = 100.0 }}
+
 [services.{key}.signals.cache_hit_rate]
 json_path = "metrics.cache_hit_rate"
 unit = "%"
@@ -54,17 +63,6 @@ label = "breaker opens"
 
 [services.{key}.thresholds.circuit_breaker_opens]
 warning = 3.0
-critical = 5.0
-
-# The service's own request errors (its simulated traffic), beside the prober's.
-[services.{key}.signals.request_error_rate]
-json_path = "metrics.error_rate"
-unit = "%"
-scale = 100.0
-label = "5xx rate"
-
-[services.{key}.thresholds.request_error_rate]
-warning = 1.0
 critical = 5.0
 """
 
@@ -103,6 +101,11 @@ def render_config(
         "warning = 500.0",
         "critical = 1000.0",
         "",
+        "# The prober's failed health checks, by the same rule as the traffic's errors.",
+        "[defaults.thresholds.probe_errors]",
+        "warning = 1.0",
+        "critical = 5.0",
+        "",
         "[flags]",
         f"export = {_string(str(state / FLAGS_NAME))}",
         "",
@@ -117,10 +120,55 @@ def render_config(
         if name in baselines:
             lines.append(f"baseline = {_string(baselines[name])}")
         lines.append("")
-        lines.append(_CUSTOM_SIGNALS.format(key=key))
+        lines.append(_SIGNALS.format(key=key))
         if name in baselines:
             lines.append(_CANARY_SHARE.format(key=key))
+    if "checkout" in urls and baselines.get("checkout-canary") == "checkout":
+        lines.append(_DEMO_ROLLOUT)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+_DEMO_ROLLOUT = """# The canary rollout: each stage sets checkout_v2, which really moves the
+# canary's share of the simulated users. The windows are short so a fault is
+# caught while you watch (production rules say 5m where these say 10s).
+[rollouts.checkout]
+canary = "checkout-canary"
+baseline = "checkout"
+flag = "checkout_v2"
+grace = "5s"
+advance = "manual"
+max_detection = "90s"
+
+[[rollouts.checkout.stages]]
+name = "internal"
+groups = ["internal"]
+percent = 0
+bake = "15s"
+
+[[rollouts.checkout.stages]]
+name = "10%"
+percent = 10
+bake = "20s"
+
+[[rollouts.checkout.stages]]
+name = "50%"
+percent = 50
+bake = "20s"
+
+[[rollouts.checkout.stages]]
+name = "100%"
+percent = 100
+bake = "0s"
+
+[rollouts.checkout.gate]
+criteria = ["p95 < 500ms", "error_rate < 1%", "cache_hit_rate > 70%"]
+on_fail = "hold"
+min_samples = 10
+
+[rollouts.checkout.abort]
+criteria = ["error_rate > 5% for 10s", "health_failures > 3 within 30s", "p95 > 1000ms for 10s"]
+on_fail = "rollback"
+"""
 
 
 _DEMO_FLAGS = """\

@@ -47,14 +47,17 @@ from console.engine.history import History, HistoryPoint
 from console.engine.identity import current_actor, process_label
 from console.engine.leadership import Leadership
 from console.engine.projections import ProjectionSet
+from console.engine.rollout_duty import RolloutDuty
+from console.engine.rollouts import RolloutCommands, RolloutEvaluator, RolloutProjection
 from console.engine.sampling import Sampling
-from console.engine.snapshot import FlagsView, Role, ServiceView, Snapshot
+from console.engine.snapshot import FlagsView, Role, RolloutPanel, ServiceView, Snapshot
 from console.engine.supervisor import Supervisor
 from console.errors import ConsoleError, StoreError
 from console.model.clock import Clock, SystemClock
 from console.model.events import Actor
 from console.model.flagd import Evaluation
 from console.model.live import ServiceLive, current_writer
+from console.model.rollout_live import LIVE_PREFIX, RolloutLive
 from console.paths import state_dir
 from console.store.base import EventStore
 
@@ -119,7 +122,8 @@ class Engine:
 
         # Features: a projection and its command handlers, one line each.
         self._flags = FlagProjection(config.flags)
-        self.projections = ProjectionSet([self._flags], recent=RECENT_EVENTS)
+        self._rollouts = RolloutProjection(config)
+        self.projections = ProjectionSet([self._flags, self._rollouts], recent=RECENT_EVENTS)
         self.flag_file = FlagFile(  # this machine's flagd file (its status is in snapshots)
             flag_file or config.flags.export_path(state_dir()),
             document=self._flags.document, has_flags=lambda: bool(self._flags.flags.flags),
@@ -128,6 +132,13 @@ class Engine:
         self._bus.register(FlagCommands(
             store=store, projections=self.projections, flags=self._flags,
             export=self.flag_file, clock=self.clock,
+        ).handlers())
+        self._rollout_live: dict[str, RolloutLive] = {}
+        self.rollout_evaluator = RolloutEvaluator(config, store, self.clock, self._live_of)
+        self._bus.register(RolloutCommands(
+            store=store, projections=self.projections, rollouts=self._rollouts,
+            evaluator=self.rollout_evaluator, clock=self.clock,
+            execute=lambda command, actor: self.execute(command, actor=actor),
         ).handlers())
 
         tick = min((spec.interval for spec in config.services.values()), default=5.0)
@@ -177,8 +188,7 @@ class Engine:
                 await self.flag_file.sync()
             else:
                 await self.flag_file.check()
-            if self._follow:
-                await self._read_live()
+            await self._read_live()  # one-shot commands too: an advance judges the gate with it
         except BaseException:
             self.state = "stopped"
             raise
@@ -259,10 +269,17 @@ class Engine:
             stack, sampling.signals, self._supervisor,
             report=lambda problem: self._set_problem("history", problem),
         )
+        RolloutDuty(
+            self.config, rollouts=self._rollouts, evaluator=self.rollout_evaluator,
+            execute=lambda command, actor: self.execute(command, actor=actor),
+            actor=self.auto_actor, clock=self.clock, write_live=self._write_rollout_live,
+        ).start(stack, self._supervisor, report=lambda problem: self._set_problem("rollouts", problem))
 
     async def _leading_changed(self, leading: bool) -> None:
         if leading:
             log.info("this process (%s) is now the leader of %s", self.label, self.store.url)
+        elif self.state == "stopping":
+            log.info("this process (%s) gave up leadership of %s (stopping)", self.label, self.store.url)
         else:
             log.warning("this process (%s) lost leadership of %s", self.label, self.store.url)
         self._role = "leader" if leading else "follower"
@@ -281,6 +298,20 @@ class Engine:
             # Probing goes on and this console still shows the values; followers cannot.
             self._set_problem("write", f"cannot write the live table: {e}")
         await self._publish()
+
+    async def _write_rollout_live(self, name: str, live: RolloutLive) -> None:
+        self._rollout_live[name] = live
+        try:
+            await self.store.write_live(
+                LIVE_PREFIX + name, live.model_dump(mode="json"), at=live.at, writer=self.label
+            )
+        except StoreError as e:
+            self._set_problem("write", f"cannot write the live table: {e}")
+        await self._publish()
+
+    def _live_of(self, service: str) -> ServiceLive | None:
+        view = self._views.get(service)
+        return view.live if view is not None and view.fresh(self.clock.now()) else None
 
     # --- commands and queries ----------------------------------------------------------
 
@@ -375,6 +406,10 @@ class Engine:
             services=tuple(self._views[name] for name in self.config.services),
             flags=flags.flags,
             flag_state=flags,
+            rollouts=tuple(
+                RolloutPanel(name, self._rollouts.state(name), plan, self._rollout_live.get(name))
+                for name, plan in self.config.rollouts.items()
+            ),
             recent_events=tuple(self.projections.recent),
             problem="; ".join(problems) or None,
         )
@@ -435,6 +470,13 @@ class Engine:
 
     async def _read_live(self) -> None:
         rows = await self.store.read_live()
+        for name in self.config.rollouts:
+            row = rows.get(LIVE_PREFIX + name)
+            if row is not None:
+                try:
+                    self._rollout_live[name] = RolloutLive.model_validate(row.data)
+                except ValidationError:
+                    self._rollout_live.pop(name, None)
         for name, view in self._views.items():
             row = rows.get(name)
             if row is None:

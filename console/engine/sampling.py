@@ -49,6 +49,7 @@ def accumulator(config: ConnConfig, name: str) -> ServiceSignals:
         baseline=spec.baseline,
         prometheus=[k for k, q in spec.queries.model_dump().items() if q] if prometheus else (),
         prometheus_interval=prometheus.interval if prometheus else 15.0,
+        health_json=spec.health_json.sources(),
     )
 
 

@@ -16,6 +16,10 @@ from console.actions.flagd_file import ExportStatus
 from console.engine.flags import FlagView
 from console.model.events import Event
 from console.model.live import ServiceLive, is_fresh
+from console.model.rollout_config import RolloutConfig
+from console.model.rollout_live import RolloutLive
+from console.model.rollouts import RolloutState, RolloutView
+from console.model.rollouts import status as rollout_status
 
 Role = Literal["starting", "leader", "follower"]
 
@@ -57,6 +61,24 @@ class FlagsView:
 
 
 @dataclass(frozen=True)
+class RolloutPanel:
+    """One configured rollout: its folded state, its plan, and the leader's latest verdicts.
+
+    Views compute what depends on time (bake remaining, countdowns) with their
+    own clock from these, so the snapshot does not change every second.
+    """
+
+    name: str
+    state: RolloutState
+    plan: RolloutConfig
+    live: RolloutLive | None = None
+    """The criteria as the leader last judged them; None before the first judgement."""
+
+    def view(self, now: float) -> RolloutView:
+        return rollout_status(self.state, self.plan, now)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The whole state a view needs, at one moment."""
 
@@ -67,6 +89,7 @@ class Snapshot:
     services: tuple[ServiceView, ...]
     flags: tuple[FlagView, ...] = ()
     flag_state: FlagsView = field(default_factory=FlagsView)
+    rollouts: tuple[RolloutPanel, ...] = ()
     recent_events: tuple[Event, ...] = field(default=())
     """The last few events of the log, newest last (bounded)."""
     problem: str | None = None
@@ -75,3 +98,6 @@ class Snapshot:
     def service(self, name: str) -> ServiceView | None:
         """The view of one service by name."""
         return next((s for s in self.services if s.name == name), None)
+
+    def rollout(self, name: str) -> RolloutPanel | None:
+        return next((r for r in self.rollouts if r.name == name), None)

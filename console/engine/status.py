@@ -6,6 +6,7 @@ from typing import Any
 
 from console.engine.core import Engine
 from console.engine.sampling import probe_once
+from console.engine.snapshot import RolloutPanel
 from console.model.live import ServiceLive, current_writer, is_fresh
 
 
@@ -68,7 +69,7 @@ async def status_document(engine: Engine, *, probe: bool = True) -> dict[str, An
         "leader": leader,
         "services": services,
         "flags": [view.as_json() for view in engine.snapshot.flags],
-        "rollouts": [],
+        "rollouts": [rollout_json(panel, now) for panel in engine.snapshot.rollouts],
         "incidents": [],
         "notes": notes,
     }
@@ -118,3 +119,20 @@ def _service(
         "health_since": None if live is None else live.health_since,
         "signals": signals,
     }
+
+
+def rollout_json(panel: RolloutPanel, now: float) -> dict[str, Any]:
+    """One rollout in ``conn status --json``: where it is, and its criteria with evidence."""
+    document = panel.view(now).as_json()
+    live = panel.live
+    current = live is not None and live.run == panel.state.run
+    document.update({
+        "judged_at": live.at if current and live else None,
+        "gate_passing": live.gate_passing if current and live else None,
+        "blocked": live.blocked if current and live else "",
+        "rollback_at": live.rollback_at if current and live else None,
+        "rollback_reason": live.rollback_reason if current and live else "",
+        "gate": [c.model_dump(mode="json") for c in live.gate] if current and live else [],
+        "abort": [c.model_dump(mode="json") for c in live.abort] if current and live else [],
+    })
+    return document

@@ -30,7 +30,10 @@ Resolutions: 10 s slices (kept 24 h by default) and 1-minute roll-ups (kept
   these still tell what a new leader needs to carry on);
 - ``observed_at``: the newest sample of any source;
 - ``signals``: ``{name: {"value", "state", "at", "past", "past_since"}}`` as
-  the live row showed each signal, plus ``"timers"``
+  the live row showed each signal, plus ``"source"`` (``"probe"``,
+  ``"health-json"``, ``"prometheus"``: a new leader carries over nothing of a
+  signal whose source has changed, and views plot a fed p95 by its value),
+  ``"timers"``
   (``{"warning": since, "critical": since}``) while a threshold timer runs —
   "past critical" alone would lose when the warning timer started — and
   ``"detail"`` when the state is no_data or source_down (the reason a new
@@ -55,7 +58,7 @@ from typing import Any, Literal, cast, get_args
 from ddsketch.ddsketch import BaseDDSketch
 
 from console.model.health import HEALTH_STATES, HealthState
-from console.model.live import SignalState, SignalValue
+from console.model.live import SignalSource, SignalState, SignalValue
 from console.model.sketch import BUCKETS, QUANTILES, decode_sketch, encode_sketch, new_sketch
 
 SLICE_SECONDS = 10
@@ -73,6 +76,7 @@ JUDGED_STATES: tuple[SignalState, ...] = ("ok", "warning", "critical")
 """States that carry a value judged against its threshold."""
 
 _STATES = frozenset(get_args(SignalState))
+_SOURCES = frozenset(get_args(SignalSource))
 _LEVELS = ("warning", "critical")
 
 
@@ -137,6 +141,7 @@ def judgement_data(
             entry["timers"] = running
         if value.state in ("no_data", "source_down"):
             entry["detail"] = value.detail
+        entry["source"] = value.source
         entries[value.name] = entry
     return {
         "as_of": _finite(as_of),
@@ -189,7 +194,8 @@ def settle(piece: HistorySlice) -> HistorySlice:
 
     A new leader reads only the last minutes (the sketches' retention); older
     slices serve views, backtests and postmortems, which need each signal's
-    value and state, the quantiles and the health. Dropping the rest (the
+    value and state, the quantiles, the health, and a signal's source when it
+    is not the prober (so a fed p95 plots by its value). Dropping the rest (the
     timers, per-signal times, details) shrinks a slice about threefold, and a
     settled slice still reads back through :func:`read_record` and
     :func:`signal_points`.
@@ -203,6 +209,8 @@ def settle(piece: HistorySlice) -> HistorySlice:
             if not isinstance(entry, Mapping):
                 continue
             slim = {"value": entry.get("value"), "state": entry.get("state")}
+            if entry.get("source", "probe") != "probe":  # a fed p95 is plotted by its value
+                slim["source"] = entry["source"]
             if entry.get("past") is not None:
                 slim["past"], slim["past_since"] = entry["past"], entry.get("past_since")
             signals[str(name)] = slim
@@ -243,6 +251,9 @@ class SignalRecord:
     timers: dict[str, float]
     """Running threshold timers by level; built from ``past``/``past_since`` when absent."""
     detail: str
+    source: SignalSource | None = None
+    """Where the value came from; None when the slice does not say (written before
+    sources were recorded)."""
 
 
 @dataclass(frozen=True)
@@ -335,6 +346,9 @@ def _signal(entry: Any) -> SignalRecord:
     else:
         raise _Unreadable(f"timers is {type(raw_timers).__name__}, not an object")
     detail = entry.get("detail", "")
+    source = entry.get("source")
+    if source is not None and source not in _SOURCES:
+        raise _Unreadable(f"source {source!r} is not a signal source")
     return SignalRecord(
         value=_number(entry, "value"),
         state=cast(SignalState, state),
@@ -343,6 +357,7 @@ def _signal(entry: Any) -> SignalRecord:
         past_since=past_since,
         timers=timers,
         detail=detail if isinstance(detail, str) else "",
+        source=cast(SignalSource | None, source),
     )
 
 
@@ -485,9 +500,10 @@ def signal_points(
 ) -> list[tuple[float, float | None, SignalState | None]]:
     """``(slice start, value, state)`` per slice, oldest first, for a history view.
 
-    "p50", "p95" and "p99" plot each slice's own quantile (exact for the
-    slice, from its sketch); other signals plot the value the live row showed
-    at the slice's end. ``state`` is the signal's state then. Whatever a slice
+    "p50", "p95" and "p99" measured by the prober plot each slice's own
+    quantile (exact for the slice, from its sketch); other signals, and those
+    read from the health JSON or Prometheus (their entry's ``source``), plot
+    the value the live row showed at the slice's end. ``state`` is the signal's state then. Whatever a slice
     cannot say (no sample, an unreadable entry) is None: a gap, never a raise.
     """
     points: list[tuple[float, float | None, SignalState | None]] = []
@@ -497,9 +513,9 @@ def signal_points(
         entry = entries.get(signal) if isinstance(entries, Mapping) else None
         entry = entry if isinstance(entry, Mapping) else {}
         state = entry.get("state")
-        source = data if signal in QUANTILE_KEYS else entry
+        sketched = signal in QUANTILE_KEYS and entry.get("source", "probe") == "probe"
         try:
-            value = _number(source, signal if signal in QUANTILE_KEYS else "value")
+            value = _number(data, signal) if sketched else _number(entry, "value")
         except _Unreadable:
             value = None
         points.append((piece.start, value, cast(SignalState, state) if state in _STATES else None))

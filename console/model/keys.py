@@ -10,6 +10,7 @@ BINDING_IDS: dict[str, str] = {
     "app-quit": "quit",
     "app-flags": "open the feature flags",
     "app-help": "show the keys",
+    "services-order": "dashboard: services worst first, or in config order",
     "demo-fault": "demo: inject a fault into the selected service",
     "demo-clear": "demo: clear the selected service's faults",
     "flags-back": "flags: back to the dashboard",

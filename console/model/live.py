@@ -66,7 +66,7 @@ class SignalValue(_Frozen):
     """One signal's current value, where it came from, and what it means."""
 
     name: str
-    """Key: "p50", "p95", "p99", "error_rate" or a configured signal name."""
+    """Key: "p50", "p95", "p99", "error_rate", "probe_errors" or a configured signal name."""
     label: str
     """Short name for the panels ("p95", "errors", "cache hit")."""
     value: float | None
@@ -125,7 +125,8 @@ class ServiceLive(_Frozen):
     errors: dict[WindowName, ErrorWindow]
     """Conn's own probe failures per window."""
     signals: tuple[SignalValue, ...]
-    """p50, p95, p99, error_rate (1m window, or Prometheus when configured), then named signals."""
+    """p50, p95, p99, error_rate (the prober's 1m window, or the health JSON or Prometheus
+    when configured), probe_errors (always the prober's), then named signals."""
     history: dict[str, tuple[float | None, ...]]
     """"p95" and "error_rate" as shown, oldest first, one point per ``history_step``; None = no data."""
     history_step: float

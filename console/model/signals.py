@@ -19,11 +19,19 @@ changed and :meth:`ServiceSignals.rollup` each finished minute; a new leader
 calls :meth:`ServiceSignals.restore` with the last slices before it judges
 anything, so windows, ``for`` timers and health carry on across a failover.
 
+Where a built-in comes from: p50/p95/p99 and error_rate are the prober's
+(latency of successful probes, failed probes over 1m) unless the service
+reads them from Prometheus or from a path in its health JSON; either way
+``SignalValue.source`` says which. ``probe_errors`` is always the prober's
+failure rate, and the 1m/5m latency and error windows always the prober's
+own, so "the service's errors" and "Conn cannot reach it" never share a number.
+
 Units, so thresholds mean one thing: latency in milliseconds, error rate in
 percent, named signals in their spec's unit after ``scale``. Prometheus
 answers in base units (seconds, ratios), so built-in PromQL results are
 converted (× 1000 for p50/p95/p99, × 100 for error_rate) and named PromQL
-signals are multiplied by their ``scale``.
+signals are multiplied by their ``scale``; health-JSON values are multiplied
+by their ``scale`` (built-in or named).
 """
 
 from __future__ import annotations
@@ -67,13 +75,21 @@ from console.model.sketch import (
     encode_sketch,
     new_sketch,
 )
-from console.model.thresholds import BUILTIN_SIGNALS, SignalSpec, Threshold
+from console.model.thresholds import (
+    BUILTIN_SIGNALS,
+    FEEDABLE_SIGNALS,
+    JsonSource,
+    SignalSpec,
+    Threshold,
+)
 
 HISTORY_POINTS = 60
 """Sparkline length: one point per probe interval, the oldest dropped first."""
 
-_BUILTIN_LABELS = {"p50": "p50", "p95": "p95", "p99": "p99", "error_rate": "errors"}
-_BUILTIN_UNITS = {"p50": "ms", "p95": "ms", "p99": "ms", "error_rate": "%"}
+_BUILTIN_LABELS = {
+    "p50": "p50", "p95": "p95", "p99": "p99", "error_rate": "errors", "probe_errors": "probe errors",
+}
+_BUILTIN_UNITS = {"p50": "ms", "p95": "ms", "p99": "ms", "error_rate": "%", "probe_errors": "%"}
 _PROMETHEUS_SCALE = {"p50": 1000.0, "p95": 1000.0, "p99": 1000.0, "error_rate": 100.0}
 """Prometheus answers seconds and ratios; Conn shows milliseconds and percent."""
 
@@ -118,6 +134,12 @@ class ServiceSignals:
         prometheus: the built-in signals ("p95", "error_rate", …) that have a
             PromQL query; those show Prometheus' value instead of the probe's.
         prometheus_interval: Prometheus query interval; its values go stale after 3.
+        health_json: built-in signals read from a path in the health JSON,
+            by name; those show that reading instead of the probe's.
+
+    Raises:
+        ValueError: a named signal has a built-in's name, or a built-in is fed
+            by an unknown or a second source.
     """
 
     def __init__(
@@ -131,11 +153,15 @@ class ServiceSignals:
         baseline: str | None = None,
         prometheus: Collection[str] = (),
         prometheus_interval: float = 15.0,
+        health_json: Mapping[str, JsonSource] | None = None,
     ) -> None:
+        health_json = health_json or {}
         if clash := sorted(set(signals) & set(BUILTIN_SIGNALS)):
             raise ValueError(f"signal names {clash} are built in; name custom signals differently")
-        if unknown := sorted(set(prometheus) - set(BUILTIN_SIGNALS)):
-            raise ValueError(f"{unknown} are not built-in signals")
+        if unknown := sorted((set(prometheus) | set(health_json)) - set(FEEDABLE_SIGNALS)):
+            raise ValueError(f"{unknown} are not built-in signals another source can feed")
+        if both := sorted(set(prometheus) & set(health_json)):
+            raise ValueError(f"{both} cannot come from both Prometheus and the health JSON")
         self.name = name
         self.interval = interval
         self.timeout = timeout
@@ -145,6 +171,13 @@ class ServiceSignals:
         self._specs = dict(signals)
         self._prometheus = frozenset(prometheus)
         self._prometheus_interval = prometheus_interval
+        self._health_json = dict(health_json)
+        self._json_paths: dict[str, tuple[str, float]] = {
+            **{name: (source.path, source.scale) for name, source in health_json.items()},
+            **{name: (spec.json_path, spec.scale)
+               for name, spec in signals.items() if spec.json_path is not None},
+        }
+        """Every signal read from the health JSON (built-in or named): path and scale."""
         self._clear()
 
     def _clear(self) -> None:
@@ -166,7 +199,7 @@ class ServiceSignals:
     # --- feeding -------------------------------------------------------------
 
     def record_probe(self, result: ProbeResult) -> None:
-        """Fold in one probe: latency (successful probes only), outcome, health, JSON signals.
+        """Fold in one probe: latency (successful probes only), outcome, health, JSON readings.
 
         Failed probes count in the error rate but not in the latency sketch:
         a refused connection would drag p50 down and a timeout would pin p99
@@ -181,14 +214,12 @@ class ServiceSignals:
                 self._health_since = result.at
             self._health = result.health
             self._last_probe = result
-            for key, spec in self._specs.items():
-                if spec.json_path is None:
-                    continue
+            for key, (path, scale) in self._json_paths.items():
                 if result.body is None:
                     reading = _Reading(None, result.at, why_none=f"no JSON body ({_clip(result.reason)})")
                 else:
-                    value, why = extract_json_path(result.body, spec.json_path)
-                    value, why = _scaled(value, spec.scale, why, spec.json_path)
+                    value, why = extract_json_path(result.body, path)
+                    value, why = _scaled(value, scale, why, path)
                     reading = _Reading(value, result.at, why_none=why or "no data")
                 self._readings[key] = reading
         self._seen(result.at)
@@ -281,11 +312,17 @@ class ServiceSignals:
         return self._health, last.reason, self._health_since
 
     def _builtin(self, name: str, window: WindowSummary, now: float, timers: Timers) -> SignalValue:
+        label, unit = _BUILTIN_LABELS[name], _BUILTIN_UNITS[name]
         if name in self._prometheus:
-            return self._from_reading(name, _BUILTIN_LABELS[name], _BUILTIN_UNITS[name], "prometheus", self._prometheus_interval, now, timers)
-        base = {"name": name, "label": _BUILTIN_LABELS[name], "unit": _BUILTIN_UNITS[name], "source": "probe"}
+            return self._from_reading(name, label, unit, "prometheus", self._prometheus_interval, now, timers)
+        if name in self._health_json:
+            return self._from_reading(
+                name, label, unit, "health-json", self.interval, now, timers,
+                path=self._health_json[name].path, timeout=self.timeout,
+            )
+        base = {"name": name, "label": label, "unit": unit, "source": "probe"}
         last = self._last_probe
-        if name == "error_rate":
+        if name in ("error_rate", "probe_errors"):  # error_rate fed by nothing else: the probes' own
             value = _rate(window)
             detail = f"{window.failed:,} of {window.total:,} failed in 1m"
             empty = "no probes in the last 1m"
@@ -499,6 +536,12 @@ class ServiceSignals:
         self._history_index = taken.last_index
         return taken.problems
 
+    def _source_of(self, name: str) -> SignalSource:
+        """Where the signal called ``name`` comes from (a name it does not know: the prober)."""
+        if name in self._prometheus or (name in self._specs and self._specs[name].promql is not None):
+            return "prometheus"
+        return "health-json" if name in self._json_paths else "probe"
+
     def _restore_judgement(self, record: ServiceRecord, now: float) -> None:
         """Health, the last probe, readings and fresh timers, as the record shows them."""
         if record.last_at is not None:
@@ -510,8 +553,10 @@ class ServiceSignals:
             self._health_since = record.last_at if record.last_health_since is None else record.last_health_since
         self._observed_at = record.observed_at
         for name, entry in record.signals.items():
-            reading_fed = name in self._prometheus or name in self._specs
-            if reading_fed and entry.at is not None:
+            source = self._source_of(name)
+            if entry.source is not None and entry.source != source:
+                continue  # fed by another source then (the config changed): nothing carries over
+            if source != "probe" and entry.at is not None:
                 self._readings[name] = _Reading(
                     value=entry.value if entry.state not in ("no_data", "source_down") else None,
                     at=entry.at,
@@ -521,8 +566,7 @@ class ServiceSignals:
             threshold = self._thresholds.get(name)
             if threshold is None or entry.state not in JUDGED_STATES or entry.at is None:
                 continue
-            promql = name in self._prometheus or (name in self._specs and self._specs[name].promql)
-            limit = stale_after(self._prometheus_interval) if promql else self._stale_after
+            limit = stale_after(self._prometheus_interval) if source == "prometheus" else self._stale_after
             if now - entry.at > limit:
                 continue  # its feed went stale: "continuously past" cannot be claimed across it
             levels = {level: since for level, since in entry.timers.items() if getattr(threshold, level) is not None}

@@ -1,22 +1,28 @@
 """Signal definitions and thresholds: what a value means (ok, warning, critical).
 
-Used by the config (``[services.X.thresholds]``, ``[services.X.signals]``),
-by the panels to colour values, and later by rollout gates.
+Used by the config (``[services.X.thresholds]``, ``[services.X.signals]``,
+``[services.X.json]``), by the panels to colour values, and later by rollout gates.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from console.model.units import Duration
 
 SignalName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 """Lower-case identifier: "p95", "cache_hit_rate"."""
 
-BUILTIN_SIGNALS = ("p50", "p95", "p99", "error_rate")
-"""Signals every service has, measured by Conn's own prober."""
+BUILTIN_SIGNALS = ("p50", "p95", "p99", "error_rate", "probe_errors")
+"""Signals every service has. The prober measures them unless another source feeds them
+(see :data:`FEEDABLE_SIGNALS`); ``probe_errors`` is always the prober's failure rate."""
+
+FEEDABLE_SIGNALS = ("p50", "p95", "p99", "error_rate")
+"""Built-in signals a PromQL query (``[services.X.queries]``) or a path in the health
+JSON (``[services.X.json]``) can feed instead of the prober: latency in ms, error rate
+in percent."""
 
 
 class _Strict(BaseModel):
@@ -49,6 +55,22 @@ class Threshold(_Strict):
                     f" warning ({self.warning:g}) when direction is {self.direction!r}"
                 )
         return self
+
+
+class JsonSource(_Strict):
+    """Where a built-in signal is read in the health JSON, and how to scale it."""
+
+    path: str
+    """Dotted path into the health body, e.g. "metrics.p95_ms" (see :mod:`console.model.json_path`)."""
+    scale: float = 1.0
+    """Multiply the raw value by this: 100 turns an error ratio 0.077 into 7.7 (%)."""
+
+    @field_validator("path")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        if not value or any(not part for part in value.split(".")):
+            raise ValueError(f'{value!r} is not a dotted path such as "metrics.p95_ms"')
+        return value
 
 
 class SignalSpec(_Strict):

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from console.model.live import ServiceLive, SignalValue
+from console.model.live import ServiceLive, SignalValue, ThresholdView
 from console.model.units import format_value
 
 Trouble = Literal["down", "critical", "warning", "stale", "ok"]
@@ -24,17 +24,26 @@ TROUBLE_ORDER: tuple[Trouble, ...] = ("down", "critical", "warning", "stale", "o
 _SIGNAL_RANK = {"critical": 0, "warning": 1}
 
 
+def breaches(live: ServiceLive | None) -> tuple[SignalValue, ...]:
+    """Every signal past a level, worst first: critical ones, then warnings.
+
+    Within a state the row's order holds (p50, p95, p99, error_rate, then
+    named signals). The first is :func:`worst_signal`; the rest are what the
+    services table counts as "+N".
+    """
+    if live is None:
+        return ()
+    judged = [s for s in live.signals if s.state in _SIGNAL_RANK]
+    return tuple(sorted(judged, key=lambda s: _SIGNAL_RANK[s.state]))
+
+
 def worst_signal(live: ServiceLive | None) -> SignalValue | None:
     """The signal in the worst judged state (critical before warning), None when all are fine.
 
     Ties keep the row's order (p50, p95, p99, error_rate, then named signals).
     """
-    if live is None:
-        return None
-    judged = [s for s in live.signals if s.state in _SIGNAL_RANK]
-    if not judged:
-        return None
-    return min(judged, key=lambda s: _SIGNAL_RANK[s.state])
+    found = breaches(live)
+    return found[0] if found else None
 
 
 def trouble(live: ServiceLive | None, *, stale: bool) -> Trouble:
@@ -67,13 +76,38 @@ def threshold_text(signal: SignalValue) -> str:
     The critical level for a critical value, else the warning level (the next
     one to trip); empty when the signal has no threshold.
     """
-    view = signal.threshold
+    return level_text(signal.threshold, signal.state, signal.unit)
+
+
+def level_text(view: ThresholdView | None, state: str, unit: str) -> str:
+    """:func:`threshold_text` for a value in ``state`` judged by ``view`` (a 5m window's, say)."""
     if view is None:
         return ""
-    level = view.critical if signal.state == "critical" or view.warning is None else view.warning
+    if state == "critical" and view.critical is not None:
+        level: float | None = view.critical
+    else:
+        level = view.warning if view.warning is not None else view.critical
     if level is None:
         return ""
-    return f"{'>' if view.direction == 'above' else '<'} {format_value(level, signal.unit)}"
+    return f"{'>' if view.direction == 'above' else '<'} {format_value(level, unit)}"
+
+
+def level_past(value: float | None, view: ThresholdView | None) -> Literal["warning", "critical"] | None:
+    """The worst level ``value`` is at or past, judged at once (no ``for`` timer); None when none.
+
+    For a value the engine does not judge itself, such as a signal's 5m
+    window next to its judged 1m value: the same comparison as the engine's
+    (at or past a level counts), so the two rows never disagree about a level.
+    """
+    if value is None or view is None:
+        return None
+    if _at_or_past(value, view.critical, view.direction):
+        return "critical"
+    return "warning" if _at_or_past(value, view.warning, view.direction) else None
+
+
+def _at_or_past(value: float, level: float | None, direction: str) -> bool:
+    return level is not None and (value >= level if direction == "above" else value <= level)
 
 
 def breach_text(signal: SignalValue) -> str:
@@ -90,14 +124,17 @@ class Summary:
     counts: tuple[tuple[Trouble, int], ...]
 
     def text(self) -> str:
+        """"1 down · 2 critical · 1 warning" (ok left out); "all ok" when nothing else."""
         shown = [f"{n} {t}" for t, n in self.counts if n and t != "ok"]
         return " · ".join(shown) if shown else "all ok"
 
     def count(self, trouble_: Trouble) -> int:
+        """How many services are in ``trouble_``."""
         return dict(self.counts).get(trouble_, 0)
 
 
 def summary(troubles: Iterable[Trouble]) -> Summary:
+    """Count each trouble, in :data:`TROUBLE_ORDER` (every one, zero counts included)."""
     seen = list(troubles)
     return Summary(tuple((t, seen.count(t)) for t in TROUBLE_ORDER))
 

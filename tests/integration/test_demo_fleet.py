@@ -405,23 +405,21 @@ async def test_written_config_validates_and_watches_the_fleet(demo_fleet: Fleet)
     for name, service in config.services.items():
         assert service.health_url == info.urls[name] + "/api/health/advanced"
         assert service.interval == 1.0
-        assert set(service.signals) >= {
-            "cache_hit_rate",
-            "memory_pct",
-            "circuit_breaker_opens",
-            "request_error_rate",
+        assert set(service.signals) >= {"cache_hit_rate", "memory_pct", "circuit_breaker_opens"}
+        # The table's latency and errors are the traffic's, from the health JSON.
+        assert {k: (s.path, s.scale) for k, s in service.health_json.sources().items()} == {
+            "p50": ("metrics.p50_ms", 1.0),
+            "p95": ("metrics.p95_ms", 1.0),
+            "p99": ("metrics.p99_ms", 1.0),
+            "error_rate": ("metrics.error_rate", 100.0),
         }
-        assert service.signals["request_error_rate"].json_path == "metrics.error_rate"
         thresholds = config.thresholds_for(name)
         assert (thresholds["error_rate"].warning, thresholds["error_rate"].critical) == (1.0, 5.0)
+        assert (thresholds["probe_errors"].warning, thresholds["probe_errors"].critical) == (1.0, 5.0)
         assert (thresholds["p95"].warning, thresholds["p95"].critical) == (500.0, 1000.0)
         assert thresholds["cache_hit_rate"].direction == "below"
         assert (thresholds["memory_pct"].warning, thresholds["memory_pct"].critical) == (70.0, 90.0)
         assert thresholds["circuit_breaker_opens"].critical == 5.0
-        assert (
-            thresholds["request_error_rate"].warning,
-            thresholds["request_error_rate"].critical,
-        ) == (1.0, 5.0)
     assert config.services["checkout-canary"].baseline == "checkout"
     assert config.services["checkout"].baseline is None
     assert config.services["checkout"].signals["cache_hit_rate"].scale == 100.0

@@ -25,13 +25,13 @@ from console.engine.snapshot import Snapshot
 from console.engine.status import status_document
 from console.model.clock import FakeClock
 from console.model.events import Actor, NewEvent
-from console.model.live import stale_after
+from console.model.live import ServiceLive, SignalValue, stale_after
 from console.store import open_store
 from console.store.base import EventStore
-from tests.fixtures.fleet import demo_fleet_fixture, flag_file_fixture
+from tests.fixtures.fleet import demo_fleet_fixture, fast_fleet_fixture, flag_file_fixture
 from tests.fixtures.waiting import until
 
-__all__ = ["demo_fleet_fixture", "flag_file_fixture"]
+__all__ = ["demo_fleet_fixture", "fast_fleet_fixture", "flag_file_fixture"]
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +59,9 @@ async def test_leader_probes_the_fleet_and_writes_the_live_table(
         await until(lambda: engine.role == "leader", within=5, what="the only engine leads")
         await until(lambda: all_up(engine.snapshot), within=10, what="every demo service is up")
         rows = await store.read_live()
-    assert set(rows) == set(config.services)
+    rollouts = {f"rollout/{name}" for name in config.rollouts}
+    assert set(rows) == set(config.services) | rollouts, "a row per service, and per rollout"
+    rows = {name: row for name, row in rows.items() if name not in rollouts}
     assert all(row.writer == engine.label for row in rows.values())
     assert all(row.data["health"] == "up" for row in rows.values())
 
@@ -167,6 +169,65 @@ async def test_injected_fault_shows_in_status_json_within_two_intervals(
     assert by_name["search"]["health"] == "up"
     assert document["leader"] and f"pid {agent.pid}" in document["leader"]
     print(f"fault visible in the live table after {took:.2f}s (interval {interval}s)")
+
+
+def named(live: ServiceLive | None, name: str) -> SignalValue:
+    signal = live.signal(name) if live is not None else None
+    assert signal is not None, f"no {name} signal"
+    return signal
+
+
+async def test_traffic_errors_are_the_services_errors_not_the_probes(
+    fast_fleet: tuple[DemoFleet, FleetInfo],
+) -> None:
+    """What an on-call engineer saw: 20 % 5xx in payments' traffic, and "errors 0.00%".
+
+    The demo reads error_rate from each service's health JSON, so the injected
+    traffic errors are what error_rate shows (critical past 5 %), from the
+    health JSON, while probe_errors (Conn's own failed health checks) stays 0.
+    """
+    _, info = fast_fleet  # a 1 s traffic window: the fault dominates within a second
+    config = load_config(info.config_path)[0]
+    interval = config.services["payments"].interval
+    store = await open_store(config.store)
+    try:
+        async with Engine(config, store) as engine:
+            def payments() -> ServiceLive | None:
+                view = engine.snapshot.service("payments")
+                return view.live if view is not None and view.writer == engine.label else None
+
+            await until(lambda: engine.role == "leader", within=5, what="the only engine leads")
+            await until(lambda: (live := payments()) is not None and named(live, "error_rate").state == "ok",
+                        within=10, what="payments' traffic errors are read and fine")
+            async with httpx.AsyncClient() as client:
+                response = await client.post(f"{info.urls['payments']}/_demo/faults", json={"error_rate": 0.2})
+                response.raise_for_status()
+            took = await until(lambda: named(payments(), "error_rate").state == "critical",
+                               within=2 * interval + 0.5, what="error_rate critical within two intervals")
+            live = payments()
+            errors, probes = named(live, "error_rate"), named(live, "probe_errors")
+            assert errors.source == "health-json"
+            assert errors.value is not None and 8.0 < errors.value < 35.0, errors.value
+            assert (probes.source, probes.value, probes.state) == ("probe", 0.0, "ok")
+            assert live is not None and live.errors["1m"].failed == 0  # the probe windows are the prober's
+
+            status = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "console", "status", "--json", "--config", str(info.config_path)],
+                capture_output=True, text=True, timeout=60,
+            )
+            assert status.returncode == 2, status.stderr  # a signal critical
+            document = json.loads(status.stdout)
+            shown = next(s for s in document["services"] if s["name"] == "payments")
+            assert shown["source"] == "live"
+            signals = {s["name"]: s for s in shown["signals"]}
+            assert (signals["error_rate"]["source"], signals["error_rate"]["state"]) == ("health-json", "critical")
+            assert 8.0 < signals["error_rate"]["value"] < 35.0
+            assert (signals["probe_errors"]["source"], signals["probe_errors"]["value"]) == ("probe", 0.0)
+            assert signals["p95"]["source"] == "health-json"
+    finally:
+        await store.close()
+    print(f"traffic errors critical after {took:.2f}s (interval {interval}s)")
 
 
 async def test_status_probes_directly_when_no_leader_writes(

@@ -23,6 +23,7 @@ import pytest
 from console.config import load_config
 from console.demo.fleet import DemoFleet, FleetInfo
 from console.engine.core import Engine
+from console.engine.history import HistoryPoint
 from console.model.live import ServiceLive
 from console.store import open_store
 from tests.fixtures.fleet import demo_fleet_fixture, flag_file_fixture
@@ -135,10 +136,17 @@ async def test_the_new_leader_continues_the_breach_from_the_history(
             await until(lambda: (m := mine()) is not None and p95(m).state == "critical",
                         within=FOR + 10, what="critical after the rule's 30 s")
             turned = engine.clock.now()
-            # Views read the same history: the breach is in it, old leader's slices and new.
-            points = await engine.history("payments", "p95", since=breach_since - 30)
+            # Views read the same history: the breach is in it, old leader's slices and new
+            # (written once a tick, so the critical state reaches it within one).
+            points: list[HistoryPoint] = []
+
+            async def recorded() -> bool:
+                nonlocal points
+                points = await engine.history("payments", "p95", since=breach_since - 30)
+                return any(p.state == "critical" for p in points[-2:])
+
+            await until(recorded, within=engine.recorder.tick + 1, what="the history records critical")
             assert len(points) >= 4
-            assert any(p.state == "critical" for p in points[-2:])
             assert max(p.value or 0 for p in points) > 1000
             assert turned - breach_since < FOR + 2 * config.services["payments"].interval + 2.5, (
                 "critical ran from the old breach start, not from the takeover"

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import json
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -303,6 +304,10 @@ async def test_engine_leader_shows_prometheus_values_on_the_panels(
     text = scraped_fleet.config_path.read_text().replace(
         'store = "', f'store = "sqlite:///{tmp_path}/conn.db" # was "', 1
     )
+    # The demo reads checkout's built-ins from its health JSON; one source each, so
+    # the queries replace that table (keeping both is a config error).
+    text, dropped = re.subn(r"\[services\.checkout\.json\]\n(?:.+\n)+", "", text)
+    assert dropped == 1
     text += (
         f'\n[sources.prometheus]\nurl = "{scraped.url}"\ninterval = "1s"\n'
         f"\n[services.checkout.queries]\np95 = '{P95_TEMPLATE}'\nerror_rate = '{ERRORS_TEMPLATE}'\n"
@@ -327,6 +332,6 @@ async def test_engine_leader_shows_prometheus_values_on_the_panels(
             errors = checkout("error_rate")
             assert errors is not None and errors.source == "prometheus"
             search = engine.snapshot.service("search")
-            assert search and search.live and search.live.signal("p95").source == "probe"  # type: ignore[union-attr]
+            assert search and search.live and search.live.signal("p95").source == "health-json"  # type: ignore[union-attr]
     finally:
         await store.close()

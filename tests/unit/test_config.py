@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from console.config import find_config, load_config, parse_config
+from console.engine.sampling import accumulator
 from console.errors import ConfigError, ConfigNotFound
+from console.model.health import ProbeResult
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = """
@@ -32,6 +34,11 @@ def test_example_config_validates() -> None:
     assert config.services["checkout-canary"].baseline == "checkout"
     assert config.thresholds_for("checkout")["p95"].critical == 375.0  # profile beats defaults
     assert config.thresholds_for("payments")["error_rate"].warning == 1.0
+    assert config.thresholds_for("payments")["probe_errors"].critical == 5.0
+    assert {k: (s.path, s.scale) for k, s in config.services["payments"].health_json.sources().items()} == {
+        "p95": ("metrics.p95_ms", 1.0),
+        "error_rate": ("metrics.error_rate", 100.0),
+    }
 
 
 def test_durations_and_defaults() -> None:
@@ -91,6 +98,86 @@ def test_promql_needs_prometheus() -> None:
 def test_signal_needs_exactly_one_source() -> None:
     found = problems(GOOD + "[services.checkout.signals.hits]\nunit = '%'\n")
     assert found == ["services.checkout.signals.hits: set exactly one of json_path or promql"]
+
+
+# --- built-in signals from the health JSON ------------------------------------
+
+PROMETHEUS = '[sources.prometheus]\nurl = "http://127.0.0.1:9090"\n'
+FROM_JSON = GOOD + """
+[services.checkout.json]
+error_rate = { path = "metrics.error_rate", scale = 100.0 }   # the body says 0.077
+p95 = "metrics.p95_ms"                                         # a plain string: path, scale 1
+"""
+
+
+def test_builtins_from_the_health_json_a_path_or_a_path_and_scale() -> None:
+    service = parse_config(FROM_JSON).services["checkout"]
+    assert {name: (s.path, s.scale) for name, s in service.health_json.sources().items()} == {
+        "p95": ("metrics.p95_ms", 1.0),
+        "error_rate": ("metrics.error_rate", 100.0),
+    }
+    assert parse_config(GOOD).services["checkout"].health_json.sources() == {}  # the prober's
+    # The shape reaches the signals: the body's 0.077 is shown as 7.7 %, from the health JSON.
+    config = parse_config(FROM_JSON + "[services.checkout.thresholds.probe_errors]\nwarning = 1\n")
+    signals = accumulator(config, "checkout")
+    signals.record_probe(ProbeResult(
+        "checkout", 0.0, 30.0, "up", "HTTP 200", True, 200,
+        {"metrics": {"error_rate": 0.077, "p95_ms": 412}},
+    ))
+    live = signals.snapshot(0.0)
+    shown = {s.name: (s.value, s.source) for s in live.signals}
+    assert shown == {
+        "p50": (pytest.approx(30.0, rel=0.02), "probe"),
+        "p95": (412.0, "health-json"),
+        "p99": (pytest.approx(30.0, rel=0.02), "probe"),
+        "error_rate": (7.7, "health-json"),
+        "probe_errors": (0.0, "probe"),
+    }
+    assert config.thresholds_for("checkout")["probe_errors"].warning == 1.0
+
+
+def test_a_builtin_with_a_query_and_a_json_path_names_both_keys() -> None:
+    text = PROMETHEUS + FROM_JSON + "[services.checkout.queries]\np95 = 'histogram_quantile(0.95, x)'\n"
+    assert problems(text) == [
+        "services.checkout.json.p95 and services.checkout.queries.p95: p95 can have one source, "
+        "a JSON path or a PromQL query; remove one"
+    ]
+    both = text.replace("p95 = 'hist", "error_rate = 'hist")
+    assert problems(both)[0].startswith("services.checkout.json.error_rate and services.checkout.queries.error_rate:")
+
+
+def test_unknown_keys_in_the_json_table_say_what_belongs_there() -> None:
+    found = problems(GOOD + '[services.checkout.json]\neror_rate = "m.e"\nprobe_errors = "m.e"\n')
+    assert found == [
+        "services.checkout.json.eror_rate: unknown key. Did you mean 'error_rate'? Only p50, p95, p99, error_rate "
+        "are read here (probe_errors is the prober's own); other values are named signals: "
+        "[services.<name>.signals.<key>].",
+        "services.checkout.json.probe_errors: unknown key. Only p50, p95, p99, error_rate are read "
+        "here (probe_errors is the prober's own); other values are named signals: "
+        "[services.<name>.signals.<key>].",
+    ]
+    found = problems(GOOD + '[services.checkout.json]\nerror_rate = { path = "m.e", scle = 100.0 }\n')
+    assert found == ["services.checkout.json.error_rate.scle: unknown key. Did you mean 'scale'?"]
+
+
+def test_json_paths_and_scales_that_cannot_work_are_refused() -> None:
+    found = problems(GOOD + """[services.checkout.json]
+p50 = 50
+p95 = "metrics..p95"
+p99 = { scale = 1.0 }
+error_rate = { path = "metrics.error_rate", scale = nan }
+""")
+    assert found == [
+        'services.checkout.json.p50: 50: give a dotted path ("metrics.p95_ms") or a table '
+        '{ path = "metrics.error_rate", scale = 100.0 }',
+        'services.checkout.json.p95.path: "metrics..p95" is not a dotted path such as "metrics.p95_ms"',
+        "services.checkout.json.p99.path: required key is missing",
+        "services.checkout.json.error_rate.scale: nan: Input should be a finite number",
+    ]
+    assert problems(GOOD + "[services.checkout.signals.probe_errors]\njson_path = 'a'\n") == [
+        "services.checkout.signals: probe_errors is built in (measured by the prober); "
+        "give the custom signal another name"
+    ]
 
 
 def test_toml_syntax_error_has_line_and_column() -> None:

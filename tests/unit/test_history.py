@@ -21,18 +21,24 @@ from console.model.health import HEALTH_STATES, ProbeResult
 from console.model.history import (
     HistorySlice,
     merge_slices,
+    settle,
     signal_points,
 )
 from console.model.live import ServiceLive, SignalValue
 from console.model.signals import ServiceSignals
 from console.model.sketch import QUANTILES, decode_sketch, encode_sketch, new_sketch
-from console.model.thresholds import SignalSpec, Threshold
+from console.model.thresholds import JsonSource, SignalSpec, Threshold
 
 T0 = FakeClock().now()
 """2026-01-01T00:00:00Z: a whole minute, so slices and roll-ups start on it."""
 
 CACHE = SignalSpec(json_path="metrics.cache_hit_rate", unit="%", scale=100.0, label="cache hit")
 MEMORY = SignalSpec(promql='memory_usage_percent{service="{service}"}', unit="%")
+FROM_JSON = {
+    "p50": JsonSource(path="metrics.p50_ms"),
+    "error_rate": JsonSource(path="metrics.error_rate", scale=100.0),
+}
+"""Built-ins read from the health JSON; p95 stays the prober's and p99 is Prometheus'."""
 THRESHOLDS = {
     "p95": Threshold.model_validate({"warning": 150, "critical": 400, "for": "30s"}),
     "error_rate": Threshold.model_validate({"warning": 10, "critical": 50, "for": "10s"}),
@@ -56,7 +62,7 @@ def make(thresholds: dict[str, Threshold] | None = None, **kwargs: Any) -> Servi
         thresholds=THRESHOLDS if thresholds is None else thresholds,
         signals={"cache": CACHE, "memory": MEMORY},
         prometheus={"p99"},
-        **kwargs,
+        **{"health_json": FROM_JSON, **kwargs},
     )
 
 
@@ -269,6 +275,13 @@ def test_non_finite_latencies_never_reach_the_data() -> None:
     json.dumps(piece.data, allow_nan=False)
 
 
+METRICS = st.fixed_dictionaries({}, optional={
+    "cache_hit_rate": st.floats(min_value=0.0, max_value=1.0),
+    "error_rate": st.one_of(st.floats(min_value=0.0, max_value=1.0), st.none(), st.just("7%")),
+    "p50_ms": st.floats(min_value=1.0, max_value=2000.0),
+})
+"""A health body's metrics: any of the JSON-fed signals present, missing or not a number."""
+
 FEED = st.lists(
     st.one_of(
         st.tuples(
@@ -278,7 +291,7 @@ FEED = st.lists(
             st.floats(min_value=1.0, max_value=2000.0),
             st.booleans(),
             st.sampled_from(HEALTH_STATES),
-            st.one_of(st.none(), st.floats(min_value=0.0, max_value=1.0)),
+            st.one_of(st.none(), METRICS),  # None: no JSON body
         ),
         st.tuples(
             st.just("query"),
@@ -295,8 +308,8 @@ FEED = st.lists(
 def feed_one(signals: ServiceSignals, item: tuple[Any, ...], t: float) -> None:
     """One step of FEED at clock time ``t``."""
     if item[0] == "probe":
-        _, _, late, latency, ok, health, ratio = item
-        body = None if ratio is None else {"metrics": {"cache_hit_rate": ratio}}
+        _, _, late, latency, ok, health, metrics = item
+        body = None if metrics is None else {"metrics": metrics}
         signals.record_probe(probe(t - late, latency, ok=ok, health=health, body=body))
     else:
         _, _, name, raw, error = item
@@ -359,7 +372,11 @@ def test_new_leader_matches_at_any_moment_of_six_minutes(seed: int) -> None:
         ok = rng.random() > (0.3 if slow else 0.02)
         old.record_probe(probe(
             t - rng.uniform(0, 2), rng.lognormvariate(math.log(600 if slow else 80), 0.4), ok=ok,
-            health="up" if ok else "down", body={"metrics": {"cache_hit_rate": rng.uniform(0.6, 0.95)}},
+            health="up" if ok else "down", body={"metrics": {
+                "cache_hit_rate": rng.uniform(0.6, 0.95),
+                "error_rate": rng.uniform(0.3, 0.6) if slow else rng.uniform(0, 0.05),
+                "p50_ms": rng.uniform(50, 500),
+            }},
         ))
         tick(old, store, t)
         if rng.random() < 0.1:
@@ -411,6 +428,44 @@ def test_for_timer_carries_on_across_a_failover() -> None:
     assert states[-1].threshold.past_since == T0
     # Without the history the timer would have restarted: critical only at t0 + 50.
     assert value(unrestored.snapshot(T0 + 30), "p95").state == "ok"
+
+
+def test_a_json_fed_builtins_for_timer_carries_on_across_a_failover() -> None:
+    """error_rate read from the health JSON, 10 s past critical: critical at t0 + 10, not 10 s after the takeover."""
+    old, store = make(), Store()
+    for t in (0, 5):
+        old.record_probe(probe(T0 + t, body={"metrics": {"error_rate": 0.6}}))
+        tick(old, store, T0 + t)
+    new = make()
+    assert new.restore(store.slices(), T0 + 7) == []
+    restored = value(new.snapshot(T0 + 7), "error_rate")
+    assert (restored.value, restored.source, restored.state) == (60.0, "health-json", "ok")
+    assert restored.threshold is not None and restored.threshold.past_since == T0
+    new.record_probe(probe(T0 + 10, body={"metrics": {"error_rate": 0.6}}))
+    shown = value(new.snapshot(T0 + 10), "error_rate")
+    assert (shown.state, shown.threshold and shown.threshold.past_since) == ("critical", T0)
+    assert value(new.snapshot(T0 + 10), "probe_errors").value == 0.0
+
+
+def test_a_signal_whose_source_changed_carries_nothing_over() -> None:
+    """error_rate was the probes' (all failing, past critical); the new leader's config reads it
+    from the health JSON: that reading and its timer start afresh, the probes' rate carries on."""
+    thresholds = {"error_rate": Threshold.model_validate({"critical": 50, "for": "10s"})}
+    old, store = make(thresholds, health_json={}), Store()
+    for t in (0, 5):
+        old.record_probe(probe(T0 + t, ok=False, health="down", body={"metrics": {}}))
+        tick(old, store, T0 + t)
+    before = value(old.snapshot(T0 + 5), "error_rate")
+    assert (before.source, before.threshold and before.threshold.past) == ("probe", "critical")
+    new = make(thresholds)
+    assert new.restore(store.slices(), T0 + 7) == []
+    errors = value(new.snapshot(T0 + 7), "error_rate")
+    assert (errors.source, errors.state, errors.value) == ("health-json", "no_data", None)
+    assert new._past_since == {}
+    assert value(new.snapshot(T0 + 7), "probe_errors").value == 100.0
+    new.record_probe(probe(T0 + 10, body={"metrics": {"error_rate": 0.6}}))
+    errors = value(new.snapshot(T0 + 10), "error_rate")
+    assert (errors.value, errors.state, errors.threshold and errors.threshold.past_since) == (60.0, "ok", T0 + 10)
 
 
 def test_stale_history_resets_timers_and_health_is_unknown() -> None:
@@ -566,8 +621,8 @@ DATA_KEYS = ["health", "reason", "health_since", "last_at", "last_health", "as_o
 @given(
     data=st.dictionaries(st.sampled_from(DATA_KEYS), JSON | st.sampled_from([*HEALTH_STATES, T0])),
     signals=st.dictionaries(st.sampled_from(["p95", "cache", "memory", "p99"]), st.dictionaries(
-        st.sampled_from(["value", "state", "at", "past", "past_since", "timers", "detail"]),
-        JSON | st.sampled_from(["ok", "critical", "warning", "no_data", T0]),
+        st.sampled_from(["value", "state", "at", "past", "past_since", "timers", "detail", "source"]),
+        JSON | st.sampled_from(["ok", "critical", "warning", "no_data", "health-json", T0]),
     )),
     samples=st.integers(min_value=-2, max_value=5),
     errors=st.integers(min_value=-2, max_value=5),
@@ -638,7 +693,7 @@ def test_signal_points() -> None:
     signals, store = make(), Store()
     shown: list[ServiceLive] = []  # the live row at each slice's last write
     for t in range(0, 30, 5):
-        signals.record_probe(probe(T0 + t, 100.0 + 100 * t, body={"metrics": {"cache_hit_rate": 0.9 - t / 100}}))
+        signals.record_probe(probe(T0 + t, 100.0 + 100 * t, body={"metrics": {"cache_hit_rate": 0.9 - t / 100, "p50_ms": 40.0 + t}}))
         live = tick(signals, store, T0 + t)
         if t % 10 == 5:
             shown.append(live)
@@ -653,3 +708,10 @@ def test_signal_points() -> None:
     assert [s for _, _, s in cache] == [value(live, "cache").state for live in shown] + [None]
     assert value(shown[-1], "cache").threshold.past == "critical"  # type: ignore[union-attr]
     assert signal_points(slices, "nothing") == [(p[0], None, None) for p in p95]
+    # A built-in read from the health JSON (p50) or Prometheus (p99, silent here) plots
+    # what the live row showed, not the prober's sketch; settled slices too.
+    p50 = [(v, s) for _, v, s in signal_points(slices, "p50")]
+    assert p50 == [(value(live, "p50").value, value(live, "p50").state) for live in shown] + [(None, None)]
+    assert [v for v, _ in p50[:3]] == [45.0, 55.0, 65.0]
+    assert [v for _, v, _ in signal_points(slices, "p99")][:3] == [None, None, None]
+    assert signal_points([settle(piece) for piece in slices], "p50") == signal_points(slices, "p50")

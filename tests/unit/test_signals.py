@@ -16,7 +16,7 @@ from console.model.health import HEALTH_STATES, ProbeResult
 from console.model.json_path import extract_json_path
 from console.model.live import ServiceLive, SignalValue, compare_to_baseline
 from console.model.signals import HISTORY_POINTS, ServiceSignals
-from console.model.thresholds import SignalSpec, Threshold
+from console.model.thresholds import JsonSource, SignalSpec, Threshold
 
 CACHE = SignalSpec(json_path="metrics.cache_hit_rate", unit="%", scale=100.0, label="cache hit")
 MEMORY = SignalSpec(promql='memory_usage_percent{service="{service}"}', unit="%")
@@ -67,7 +67,9 @@ def test_empty_service_says_no_data_everywhere() -> None:
         None,
         None,
     )
-    assert [s.name for s in live.signals] == ["p50", "p95", "p99", "error_rate", "cache", "memory"]
+    assert [s.name for s in live.signals] == [
+        "p50", "p95", "p99", "error_rate", "probe_errors", "cache", "memory",
+    ]
     assert {s.state for s in live.signals} == {"no_data"}
     assert live.errors["1m"].rate_pct is None
     assert live.errors["5m"].total == 0
@@ -95,6 +97,11 @@ def test_error_rate_counts_and_words() -> None:
     assert shown.value == errors.rate_pct
     assert shown.unit == "%"
     assert shown.source == "probe"
+    # Without a JSON path or a query, error_rate is the probes' failures: probe_errors' value.
+    own = value(live, "probe_errors")
+    assert (own.value, own.detail, own.unit, own.source, own.label) == (
+        shown.value, shown.detail, "%", "probe", "probe errors",
+    )
 
 
 def test_error_rate_with_no_probes_in_window_is_no_data_not_zero() -> None:
@@ -348,12 +355,100 @@ def test_prometheus_values_go_stale_after_three_of_its_intervals() -> None:
 def test_bad_wiring_is_refused() -> None:
     with pytest.raises(ValueError, match="built in"):
         make(signals={"p95": CACHE})
+    with pytest.raises(ValueError, match="built in"):
+        make(signals={"probe_errors": CACHE})
     with pytest.raises(ValueError, match="not built-in"):
         make(prometheus={"memory"})
+    with pytest.raises(ValueError, match="not built-in"):
+        make(health_json={"probe_errors": JsonSource(path="metrics.errors")})  # the prober's own
+    with pytest.raises(ValueError, match="both Prometheus and the health JSON"):
+        make(prometheus={"p95"}, health_json={"p95": JsonSource(path="metrics.p95_ms")})
     with pytest.raises(ValueError, match="has no PromQL query"):
         make().record_query("cache", 1.0, at=0.0)
     with pytest.raises(ValueError, match="has no PromQL query"):
         make().record_query("p95", 1.0, at=0.0)
+
+
+# --- built-ins from the health JSON ---------------------------------------------
+
+FROM_JSON = {
+    "p95": JsonSource(path="metrics.p95_ms"),
+    "error_rate": JsonSource(path="metrics.error_rate", scale=100.0),
+}
+
+
+def traffic(p95: float | None = 210.0, error_rate: float | None = 0.077) -> dict[str, Any]:
+    """An advanced health body, as the demo services answer it."""
+    metrics = {"p95_ms": p95, "error_rate": error_rate, "cache_hit_rate": 0.9}
+    return {"status": "ok", "metrics": {k: v for k, v in metrics.items() if v is not None}}
+
+
+def test_builtins_from_the_health_json_are_read_scaled_and_say_where_from() -> None:
+    signals = make(health_json=FROM_JSON)
+    signals.record_probe(probe(1.0, 40.0, body=traffic()))
+    live = signals.snapshot(1.0)
+    errors = value(live, "error_rate")
+    assert (errors.value, errors.unit, errors.label, errors.source) == (7.7, "%", "errors", "health-json")
+    assert errors.detail == "metrics.error_rate in the health JSON"
+    p95 = value(live, "p95")
+    assert (p95.value, p95.unit, p95.source, p95.at) == (210.0, "ms", "health-json", 1.0)
+    # What is not fed from the JSON stays the prober's, and so do the windows.
+    p50 = value(live, "p50")
+    assert p50.source == "probe"
+    assert p50.value == pytest.approx(40.0, rel=0.01)
+    own = value(live, "probe_errors")
+    assert (own.value, own.source, own.detail) == (0.0, "probe", "0 of 1 failed in 1m")
+    assert live.latency["1m"].p95 == pytest.approx(40.0, rel=0.01)
+    assert (live.errors["1m"].failed, live.errors["1m"].rate_pct) == (0, 0.0)
+    assert live.history["error_rate"][-1] == 7.7  # the sparkline shows the signal as shown
+
+
+def test_a_json_builtin_without_a_reading_is_no_data_and_goes_stale() -> None:
+    signals = make(health_json=FROM_JSON, interval=5.0, timeout=2.0)
+    live = signals.snapshot(0.0)
+    assert (value(live, "error_rate").state, value(live, "error_rate").detail) == ("no_data", "no probe yet")
+    signals.record_probe(probe(0.0, body=traffic(error_rate=None)))
+    missing = value(signals.snapshot(0.0), "error_rate")
+    assert (missing.state, missing.value, missing.detail) == (
+        "no_data", None, "health JSON has no metrics.error_rate",
+    )
+    assert value(signals.snapshot(0.0), "p95").state == "ok"  # one path missing hides no other
+    signals.record_probe(probe(5.0, ok=False, health="down", reason="HTTP 503"))
+    down = value(signals.snapshot(5.0), "error_rate")
+    assert (down.state, down.detail) == ("no_data", "no JSON body (HTTP 503)")
+    assert value(signals.snapshot(5.0), "probe_errors").value == 50.0  # 1 of 2 probes failed
+    signals.record_probe(probe(10.0, body=traffic()))
+    assert value(signals.snapshot(27.0), "error_rate").state == "ok"  # 3 × 5 s + 2 s timeout
+    stale = value(signals.snapshot(27.5), "error_rate")
+    assert (stale.state, stale.value, stale.at) == ("stale", 7.7, 10.0)
+    assert stale.detail == "no new value for 17s (3 × 5s interval + 2s timeout)"
+
+
+def test_a_json_builtin_is_judged_with_its_for_timer_and_probe_errors_on_its_own() -> None:
+    thresholds = {
+        "error_rate": Threshold.model_validate({"warning": 1, "critical": 5, "for": "10s"}),
+        "probe_errors": Threshold.model_validate({"warning": 1, "critical": 5}),
+    }
+    signals = make(thresholds, health_json=FROM_JSON)
+    states = []
+    for t in (0.0, 5.0, 10.0):
+        signals.record_probe(probe(t, body=traffic(error_rate=0.077)))
+        states.append(value(signals.snapshot(t), "error_rate"))
+    assert [s.state for s in states] == ["ok", "ok", "critical"]
+    assert states[0].detail.endswith("past critical for less than 10s")
+    assert states[-1].threshold is not None
+    assert (states[-1].threshold.past, states[-1].threshold.past_since) == ("critical", 0.0)
+    assert value(signals.snapshot(10.0), "probe_errors").state == "ok"  # every probe answered
+    signals.record_probe(probe(12.0, body=traffic(error_rate=0.002)))  # back under: timers reset
+    errors = value(signals.snapshot(12.0), "error_rate")
+    assert (errors.state, errors.value) == ("ok", 0.2)
+    assert errors.threshold is not None and errors.threshold.past is None
+    # The reverse: the traffic is fine, Conn's health checks fail.
+    for t in (15.0, 16.0):
+        signals.record_probe(probe(t, ok=False, health="down", body=traffic(error_rate=0.0)))
+    live = signals.snapshot(16.0)
+    assert (value(live, "error_rate").state, value(live, "error_rate").value) == ("ok", 0.0)
+    assert (value(live, "probe_errors").state, value(live, "probe_errors").value) == ("critical", 33.33)  # 2 of 6
 
 
 # --- history -------------------------------------------------------------------
@@ -447,6 +542,7 @@ def test_snapshot_round_trips_through_json(feed: list[tuple[Any, ...]], now: flo
     signals = make(
         {"p95": Threshold(warning=100, critical=500), "cache": Threshold(warning=80, direction="below")},
         prometheus={"p95"},
+        health_json={"error_rate": JsonSource(path="metrics.cache_hit_rate", scale=100.0)},
     )
     for item in feed:
         if item[0] == "probe":
