@@ -33,9 +33,23 @@ from console.config import load_config
 from console.demo.fleet import DemoFleet
 from console.engine.core import Engine
 from console.engine.rollouts import AdvanceRollout
+from console.errors import CommandError
 from console.store import open_store
 
 FOR = 5.0
+
+
+async def advance_when_ready(engine: Engine) -> None:
+    """Advance to 10 % as soon as the leader has set the flag for the first stage."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            await engine.execute(AdvanceRollout(rollout="checkout", reason="bench: 10%"))
+            return
+        except CommandError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 async def one_run(interval: str, seed: int) -> float:
@@ -57,11 +71,8 @@ async def one_run(interval: str, seed: int) -> float:
             store = await open_store(config.store)
             try:
                 async with Engine(config, store, retry_leadership=0.1) as engine:
-                    while engine.role != "leader":
-                        await asyncio.sleep(0.05)
                     await engine.execute(AdvanceRollout(rollout="checkout", reason="bench"))
-                    await asyncio.sleep(1)
-                    await engine.execute(AdvanceRollout(rollout="checkout", reason="bench: 10%"))
+                    await advance_when_ready(engine)
                     await asyncio.sleep(3 * float(interval.rstrip("s")))  # healthy windows first
                     async with httpx.AsyncClient() as client:
                         injected = time.time()

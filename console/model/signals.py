@@ -81,6 +81,7 @@ from console.model.thresholds import (
     JsonSource,
     SignalSpec,
     Threshold,
+    at_or_past,
 )
 
 HISTORY_POINTS = 60
@@ -386,7 +387,7 @@ class ServiceSignals:
         timers = all_timers.setdefault(name, {})
         for level in ("warning", "critical"):
             mark = getattr(threshold, level)
-            if mark is not None and _is_past(value, mark, threshold.direction):
+            if mark is not None and at_or_past(value, mark, threshold.direction):
                 timers.setdefault(level, judged_at)
             else:
                 timers.pop(level, None)
@@ -607,10 +608,6 @@ def _round(value: float) -> float:
         return 0.0
     digits = max(0, min(6, 3 - math.floor(math.log10(abs(value)))))
     return round(value, digits)
-
-
-def _is_past(value: float, level: float, direction: str) -> bool:
-    return value >= level if direction == "above" else value <= level
 
 
 def _view(threshold: Threshold, past: str | None, since: float | None) -> ThresholdView:

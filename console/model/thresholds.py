@@ -94,3 +94,12 @@ class SignalSpec(_Strict):
         return self
 
 
+
+
+def at_or_past(value: float, level: float | None, direction: str) -> bool:
+    """The one comparison of a value with a threshold level: at the level counts as past.
+
+    The engine's judgement, the panels' 5m marks and the words ("≥ 5.00%")
+    all use it, so they never disagree about a value sitting on a level.
+    """
+    return level is not None and (value >= level if direction == "above" else value <= level)

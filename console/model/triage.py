@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from console.model.live import ServiceLive, SignalValue, ThresholdView
+from console.model.thresholds import at_or_past
 from console.model.units import format_value
 
 Trouble = Literal["down", "critical", "warning", "stale", "ok"]
@@ -101,13 +102,9 @@ def level_past(value: float | None, view: ThresholdView | None) -> Literal["warn
     """
     if value is None or view is None:
         return None
-    if _at_or_past(value, view.critical, view.direction):
+    if at_or_past(value, view.critical, view.direction):
         return "critical"
-    return "warning" if _at_or_past(value, view.warning, view.direction) else None
-
-
-def _at_or_past(value: float, level: float | None, direction: str) -> bool:
-    return level is not None and (value >= level if direction == "above" else value <= level)
+    return "warning" if at_or_past(value, view.warning, view.direction) else None
 
 
 def breach_text(signal: SignalValue) -> str:

@@ -113,9 +113,14 @@ class ConnApp(App[None]):
             )
 
     def _select_service(self, name: str) -> None:
-        if not isinstance(self.screen, DashboardScreen):
+        """Back to the dashboard from wherever the palette was opened, with ``name`` selected."""
+        dashboard = next((s for s in self.screen_stack if isinstance(s, DashboardScreen)), None)
+        if dashboard is None:
             return
-        self.screen.select(name)
+        if self.screen is not dashboard:
+            # Dialogs on the way are dismissed with None: each one's caller reads "cancelled".
+            dashboard.pop_until_active()
+        dashboard.select(name)
 
     def action_flags(self) -> None:
         from console.ui.screens.flags import FlagsScreen

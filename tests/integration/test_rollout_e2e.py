@@ -210,7 +210,6 @@ async def test_a_follower_finishes_a_rollback_the_killed_leader_started_exactly_
     fast_fleet: tuple[DemoFleet, FleetInfo], config_path: Path, config: ConnConfig,
     store: EventStore, agent: Agent, tmp_path: Path,
 ) -> None:
-    _, info = fast_fleet
     await until(lambda: agent.saw("role: leader"), within=20, what="the agent leads")
     async with Engine(config, store, lead=False, follow=False) as captain:
         await captain.execute(AdvanceRollout(rollout="checkout", reason="release"))

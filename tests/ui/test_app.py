@@ -138,9 +138,14 @@ async def test_faults_are_named_in_words_and_shown_while_they_last(
                     "both faults, in words", within=5)  # fmt: skip
         assert not [t for t in toasts if "{" in t], "no Python dict on screen"
         assert line.display
-        assert str(line.render()) == "⚡ demo faults in payments: 5xx in its traffic 20%, health down — c clears"
-        await pilot.press("down")  # search has none
-        assert not line.display
+        assert str(line.render()) == (
+            "⚡ demo faults — payments: 5xx in its traffic 20%, health down (c clears the selected service)"
+        )
+        # payments is critical now, so it leads the table and the cursor went with it.
+        assert demo_app.screen.query_one(ServiceTable).selected == "payments"
+        await pilot.press("down")  # another service: every service's faults stay in the line
+        assert demo_app.screen.query_one(ServiceTable).selected != "payments"
+        assert line.display and "payments: 5xx" in str(line.render())
         await pilot.press("up", "c")
         await until(pilot, lambda: "payments: faults cleared" in toasts, "cleared", within=5)
         assert not line.display

@@ -12,22 +12,32 @@ import re
 from typing import Any
 
 import pytest
+from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Static
 
+from console.config import UiConfig
 from console.engine.snapshot import Snapshot
+from console.model import triage
 from console.model.events import Event
 from console.model.flags import FlagState, flag_event
+from console.model.live import ThresholdView
 from console.ui.app import ConnApp
 from console.ui.modals.fault import FAULTS, describe_faults
-from console.ui.screens.dashboard import ACTIVITY_MIN, DEMO_ONLY, DashboardScreen, activity_text
+from console.ui.screens.dashboard import (
+    ACTIVITY_FLOOR,
+    ACTIVITY_MIN,
+    DEMO_ONLY,
+    DashboardScreen,
+    activity_text,
+)
 from console.ui.screens.help import MARKS, HelpScreen
 from console.ui.widgets.service_detail import ServiceDetail, wide_height_of
-from console.ui.widgets.service_table import ServiceTable, health_cell
+from console.ui.widgets.service_table import ServiceTable, health_cell, worst_cell
 from console.ui.widgets.styles import STATE_MARK
-from console.ui.widgets.top_bar import TopBar
+from console.ui.widgets.top_bar import TopBar, summary_markup
 from tests.fixtures.frozen import frozen_app_fixture
 from tests.fixtures.panels import NOW, live, named, signal, view
 
@@ -80,6 +90,27 @@ def _snapshot(app: ConnApp) -> Snapshot:
     snapshot = app.snapshot
     assert snapshot is not None
     return snapshot
+
+
+def table_order(table: ServiceTable) -> list[str]:
+    """The services as the table lists them, top to bottom."""
+    keys = (table.coordinate_to_cell_key(Coordinate(row, 0)).row_key for row in range(table.row_count))
+    return [str(key.value) for key in keys]
+
+
+def with_health(snapshot: Snapshot, name: str, health: str) -> Snapshot:
+    """``snapshot`` with the live health of service ``name`` replaced, as the engine would write it."""
+    found = snapshot.service(name)
+    assert found is not None and found.live is not None
+    changed = dataclasses.replace(found, live=found.live.model_copy(update={"health": health}))
+    return dataclasses.replace(
+        snapshot, services=tuple(changed if v.name == name else v for v in snapshot.services)
+    )
+
+
+def header_summary(app: ConnApp) -> str:
+    """The summary as the header shows it."""
+    return str(app.screen.query_one(TopBar).query_one(".summary", Static).render())
 
 
 def _dashboard_widgets(app: ConnApp) -> list[Widget]:
@@ -141,7 +172,8 @@ async def test_a_changed_value_repaints_its_row_only(
 
 
 async def test_the_app_snapshot_does_not_repaint_the_screen(frozen_app: ConnApp, repaints: list[Repaint]) -> None:
-    async with frozen_app.run_test(size=(80, 24)) as pilot:
+    # Wide enough for the header to name the leader (a short one says "○ follower" only).
+    async with frozen_app.run_test(size=(200, 60)) as pilot:
         await pilot.pause(0.3)
         repaints.clear()
         snapshot = _snapshot(frozen_app)
@@ -154,39 +186,140 @@ async def test_the_app_snapshot_does_not_repaint_the_screen(frozen_app: ConnApp,
         assert changed == {frozen_app.screen.query_one(TopBar).query_one(".role")}
 
 
-# --- the worst signal, in the health column -----------------------------------------------------
+# --- the worst signal, the order, the header's summary -------------------------------------------
 
 
-def test_health_cell_marks_the_worst_signals() -> None:
+def test_the_worst_signal_cell_names_the_signal_its_value_and_its_level() -> None:
+    threshold = ThresholdView(warning=1.0, critical=5.0, direction="above", for_seconds=0.0)
     two_critical = live("payments", extra=(
-        signal("five_xx", 19.1, unit="%", label="5xx rate", source="health-json", state="critical"),
+        signal("five_xx", 19.1, unit="%", label="5xx rate", source="health-json", state="critical",
+               threshold=threshold),
         signal("breaker", 5.0, unit="", label="breaker opens", source="health-json", state="critical"),
         signal("memory", 91.0, unit="%", label="memory", source="health-json", state="warning"),
     ))  # fmt: skip
-    cell = health_cell(view(two_critical), NOW)
-    assert cell.plain == "● up ✖2"
-    mark = next(span for span in cell.spans if cell.plain[span.start:span.end] == "✖2")
-    assert "red" in str(mark.style)
-    warned = health_cell(view(live(extra=named(cache=72.0, cache_state="warning"))), NOW)
-    assert warned.plain == "● up ▲1"
-    assert "yellow" in str(warned.spans[-1].style)
-    assert health_cell(view(live()), NOW).plain == "● up"
-    stale = health_cell(view(two_critical, updated_at=NOW - 30), NOW)
-    assert stale.plain == "⌛ up", "a stale row has no current signals to mark"
+    cell = worst_cell(view(two_critical), NOW)
+    assert cell.plain == "✖ 5xx rate 19.1% > 5.00% +2", "the worst, its level, and how many more"
+    assert "red" in str(cell.style)
+    warned = worst_cell(view(live(extra=named(cache=72.0, cache_state="warning"))), NOW)
+    assert warned.plain == "▲ cache hit 72.0%"  # no threshold on this signal: no level to show
+    assert "yellow" in str(warned.style)
+    assert worst_cell(view(live()), NOW).plain == ""
+    stale = worst_cell(view(two_critical, updated_at=NOW - 30), NOW)
+    assert stale.plain == "", "a stale row has no current signals to name"
+    assert health_cell(view(two_critical), NOW).plain == "● up", "the health column says health only"
 
 
-async def test_the_table_and_help_show_the_mark(frozen_app: ConnApp) -> None:
+async def test_the_table_is_ordered_worst_first_with_the_summary_in_the_header(frozen_app: ConnApp) -> None:
     async with frozen_app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
         table = frozen_app.screen.query_one(ServiceTable)
-        # The canary is degraded, its error rate critical (15%) and its p95 at warning.
-        assert str(table.get_cell("checkout-canary", "health")) == "▲ degraded ✖1"
-        assert str(table.get_cell("checkout", "health")) == "● up"
+        # Config order is checkout, checkout-canary, payments, search.
+        assert table_order(table) == ["payments", "checkout-canary", "checkout", "search"]
+        assert str(table.get_cell("payments", "health")) == "✖ down"
+        assert str(table.get_cell("checkout-canary", "worst")) == "✖ errors 15.0% > 5.00% +1"
+        assert str(table.get_cell("checkout", "worst")) == "▲ cache hit 78.0% < 80.0%"
+        assert [c.key.value for c in table.columns.values()] == ["service", "health", "worst", "reason"]
+        assert header_summary(frozen_app) == "1 down · 1 critical · 1 warning"
+        # The cursor starts on the top row: the worst service is the one in the detail.
+        assert table.selected == "payments"
+        assert frozen_app.screen.query_one(ServiceDetail).view.name == "payments"  # type: ignore[union-attr]
         await pilot.press("question_mark")
         assert isinstance(frozen_app.screen, HelpScreen)
         shown = screen_text(frozen_app)
-        assert "● up ✖2" in shown and "up, but 2 of its signals are critical" in shown
+        assert "worst signal, past its critical level (▲ warning); +1 more" in shown
+        assert "o " in shown and "services worst first, or in config order" in shown
         assert "⚠" in shown and "cannot be trusted" in shown
+
+
+def test_the_summary_shows_each_count_in_its_trouble_s_colour() -> None:
+    markup, plain = summary_markup(triage.summary(["ok", "down", "critical", "critical", "stale"]))
+    assert plain == "1 down · 2 critical · 1 stale"
+    assert markup == "[bold $error]1 down[/] · [$error]2 critical[/] · [italic $text-muted]1 stale[/]"
+    assert summary_markup(triage.summary(["ok", "ok"])) == ("[$success]all ok[/]", "all ok")
+
+
+@pytest.mark.parametrize(("size", "role"), [((120, 40), "○ follower"), ((200, 60), "○ follower of oncall@bastion pid 4242")])
+async def test_the_header_keeps_the_store_path_whole_before_the_leader_s_name(
+    frozen_app: ConnApp, size: tuple[int, int], role: str
+) -> None:
+    async with frozen_app.run_test(size=size) as pilot:
+        await pilot.pause(0.3)
+        top = frozen_app.screen.query_one(TopBar)
+        store = top.query_one(".store", Static)
+        assert str(store.render()) == "sqlite:///tmp/conn-frozen-console/conn.db"
+        assert store.content_size.width >= len("sqlite:///tmp/conn-frozen-console/conn.db"), "not cut"
+        assert str(top.query_one(".role", Static).render()) == role
+
+
+async def test_a_service_that_goes_down_moves_to_the_top_and_the_header_counts_it(frozen_app: ConnApp) -> None:
+    async with frozen_app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        table = frozen_app.screen.query_one(ServiceTable)
+        frozen_app.snapshot = with_health(_snapshot(frozen_app), "search", "down")
+        await pilot.pause()
+        assert table_order(table) == ["payments", "search", "checkout-canary", "checkout"]
+        assert header_summary(frozen_app) == "2 down · 1 critical · 1 warning"
+
+
+async def test_the_cursor_follows_its_service_when_rows_move(frozen_app: ConnApp) -> None:
+    async with frozen_app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        table = frozen_app.screen.query_one(ServiceTable)
+        await pilot.press("down", "down")  # the operator chooses checkout (third row)
+        assert table.selected == "checkout"
+        frozen_app.snapshot = with_health(_snapshot(frozen_app), "search", "down")
+        await pilot.pause()
+        assert table_order(table).index("checkout") == 3, "checkout moved down a row"
+        assert table.selected == "checkout", "and the cursor with it"
+        assert frozen_app.screen.query_one(ServiceDetail).view.name == "checkout"  # type: ignore[union-attr]
+
+
+async def test_the_order_key_switches_to_config_order_and_back(frozen_app: ConnApp) -> None:
+    async with frozen_app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        table = frozen_app.screen.query_one(ServiceTable)
+        await pilot.press("down")
+        assert table.selected == "checkout-canary"
+        assert "o Config order" in screen_text(frozen_app)
+        await pilot.press("o")
+        await pilot.pause()
+        assert table.order == "config"
+        assert table_order(table) == ["checkout", "checkout-canary", "payments", "search"]
+        assert table.selected == "checkout-canary", "the cursor stays on its service"
+        assert "o Worst first" in screen_text(frozen_app)
+        await pilot.press("o")
+        await pilot.pause()
+        assert table_order(table) == ["payments", "checkout-canary", "checkout", "search"]
+
+
+async def test_config_order_from_the_config(frozen_app: ConnApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = frozen_app.engine.config.model_copy(update={"ui": UiConfig(order="config")})
+    monkeypatch.setattr(frozen_app.engine, "config", config)  # the same store, another [ui] order
+    async with frozen_app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        table = frozen_app.screen.query_one(ServiceTable)
+        assert table_order(table) == ["checkout", "checkout-canary", "payments", "search"]
+
+
+async def test_the_selected_row_keeps_its_state_colour(frozen_app: ConnApp) -> None:
+    async with frozen_app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        table = frozen_app.screen.query_one(ServiceTable)
+        assert table.selected == "payments" and table.has_focus
+        # The cursor's line as drawn: "✖ down" in red and bold, not in the cursor's colours.
+        line = table.region.y + 1 + table.cursor_row  # below the column labels
+        svg = frozen_app.export_screenshot()
+        styles = dict(re.findall(r"\.(terminal-[\w-]+) \{ ([^}]*) \}", svg))
+        drawn = [
+            (html.unescape(text).replace("\xa0", " "), styles[cls])
+            for cls, text in re.findall(rf'<text class="([^"]+)"[^>]*line-{line}\)">([^<]*)</text>', svg)
+        ]
+        health = next(style for text, style in drawn if "✖ down" in text)
+        name = next(style for text, style in drawn if "payments" in text)
+        assert next(text for text, _ in drawn if "✖ down" in text).strip() == "✖ down", "its own colour"
+        assert health != name, "not the cursor's colours"
+        red = re.search(r"fill: (#[0-9a-f]+)", health)
+        assert red is not None and int(red.group(1)[1:3], 16) > 0xC0 and "bold" in health, health
 
 
 def test_the_help_explains_every_mark_a_value_can_carry() -> None:
@@ -204,10 +337,11 @@ async def test_the_activity_takes_the_room_the_boxes_leave(frozen_app: ConnApp) 
         screen = frozen_app.screen
         detail, activity = screen.query_one(ServiceDetail), screen.query_one("#activity", Static)
         snapshot = _snapshot(frozen_app)
-        checkout = snapshot.service("checkout")
-        assert checkout is not None
+        payments = snapshot.service("payments")  # the top row: down
+        assert payments is not None
         assert detail.has_class("-wide")
-        assert detail.outer_size.height == wide_height_of(checkout, compared=False)
+        now = frozen_app.clock.now()
+        assert detail.outer_size.height == wide_height_of(payments, False, 120, now)
         assert activity.outer_size.height == 40 - 1 - 5 - detail.outer_size.height - 1
         # As many events as fit, newest first.
         events = tuple(
@@ -225,17 +359,26 @@ async def test_the_activity_takes_the_room_the_boxes_leave(frozen_app: ConnApp) 
         await pilot.pause()
         canary = snapshot.service("checkout-canary")
         assert canary is not None
-        assert detail.outer_size.height == wide_height_of(canary, compared=True)
+        assert detail.outer_size.height == wide_height_of(canary, True, 120, now)
         assert detail.has_class("-wide")
 
 
-async def test_at_80x24_the_activity_keeps_four_lines(frozen_app: ConnApp) -> None:
+async def test_at_80x24_the_detail_takes_what_it_needs_and_the_activity_the_rest(frozen_app: ConnApp) -> None:
     async with frozen_app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
         screen = frozen_app.screen
-        assert screen.query_one("#activity").outer_size.height == ACTIVITY_MIN
-        assert screen.query_one(ServiceDetail).outer_size.height == 12
-        assert screen.query_one(ServiceDetail).has_class("-narrow")
+        detail, activity = screen.query_one(ServiceDetail), screen.query_one("#activity")
+        room = 24 - 1 - 5 - 1  # header, table, footer
+        # payments: health, latency, errors, its one signal (probe errors).
+        assert detail.has_class("-narrow")
+        assert detail.outer_size.height == 4
+        assert activity.outer_size.height == room - 4
+        # The canary needs 3 lines, the comparison's header and a row per signal (8).
+        await pilot.press("down")
+        await pilot.pause()
+        assert detail.outer_size.height == 3 + 1 + 8
+        assert activity.outer_size.height == room - 12 >= ACTIVITY_FLOOR
+        assert detail.query_one("ComparePanel .header").region.height == 1, "labelled columns"
 
 
 def test_activity_text_shows_the_newest_first_up_to_the_limit() -> None:

@@ -20,6 +20,7 @@ from console.ui.widgets.panel_data import (
     errors_data,
     format_ratio,
     health_data,
+    latency_data,
     value_text,
 )
 from console.ui.widgets.panels import (
@@ -153,8 +154,20 @@ async def test_wide_uses_the_space_boxes_5m_and_long_sparklines() -> None:
         assert len(blocks) == 2
         assert len(text_of(blocks[0])) == 60, "the whole p95 history fits"
         assert "signals" in str(app.query_one(SignalsPanel).border_title)
-        # The routine detail of an ok signal has room here.
+        # The routine detail of an ok signal has room here: on a line of its own when
+        # it is longer than what its row leaves, rather than cut.
+        assert "metrics.cache_hit_rate in the health JSON" in texts(app, "SignalRowView .below")
+        assert app.query_one(SignalsPanel).has_class("-two-line")
+        assert_fits(app)
+
+
+async def test_wide_details_stay_on_their_line_when_it_is_long_enough() -> None:
+    app = app_for("up", 28)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        assert not app.query_one(SignalsPanel).has_class("-two-line")
         assert "metrics.cache_hit_rate in the health JSON" in texts(app, "SignalRowView .detail")
+        assert texts(app, "SignalRowView .below") == []
 
 
 @SIZES
@@ -165,9 +178,9 @@ async def test_degraded_with_warnings(size: tuple[int, int], rows: int) -> None:
         assert text_of(cell(app, "HealthPanel .state")) == "▲ degraded"
         assert cell(app, "HealthPanel .state").has_class("-s-degraded")
         p95 = cell(app, "LatencyPanel .now .p95")
-        assert text_of(p95) == "p95 620 ms ▲"
+        assert text_of(p95) == "p95 620 ms ▲ > 500 ms", "a breached value shows its level"
         assert p95.has_class("-s-warning")
-        assert text_of(cell(app, "ErrorsPanel .now .value")) == "1.26% ▲"
+        assert text_of(cell(app, "ErrorsPanel .now .value")) == "1.26% ▲ > 1.00%"
         cache = row_of(app, SignalRowView, "cache hit").query_one(".value", Cell)
         assert text_of(cache) == "76.0% ▲"
         assert cache.has_class("-s-warning")
@@ -183,11 +196,11 @@ async def test_down_with_criticals(size: tuple[int, int], rows: int) -> None:
         assert cell(app, "HealthPanel .state").has_class("-s-down")
         assert texts(app, "LatencyPanel .now .value") == [
             "p50 42.1 ms",
-            "p95 1.48 s ✖",
-            "p99 2.01 s ✖",
+            "p95 1.48 s ✖ > 1.00 s",
+            "p99 2.01 s ✖",  # no threshold on p99: the mark, no level
         ]
         assert cell(app, "LatencyPanel .now .p99").has_class("-s-critical")
-        assert text_of(cell(app, "ErrorsPanel .now .value")) == "11.4% ✖"
+        assert text_of(cell(app, "ErrorsPanel .now .value")) == "11.4% ✖ > 5.00%"
         breaker = row_of(app, SignalRowView, "breaker opens").query_one(".value", Cell)
         assert text_of(breaker) == "7 ✖"
         assert breaker.has_class("-s-critical")
@@ -291,7 +304,8 @@ async def test_source_down_shows_why(size: tuple[int, int], rows: int) -> None:
         value = queue.query_one(".value", Cell)
         assert text_of(value) == "source down ⚠"
         assert value.has_class("-s-source-down")
-        detail = queue.query_one(".detail", Cell)
+        # Wide, the details have a line of their own (the health JSON paths are long).
+        detail = queue.query_one(".detail" if size == (80, 24) else ".below", Cell)
         assert visible(detail)
         assert text_of(detail) == "Prometheus: timeout after 5s"
         assert text_of(queue.query_one(".source", Cell)) == "prometheus"
@@ -319,8 +333,8 @@ async def test_canary_next_to_its_baseline(size: tuple[int, int], rows: int) -> 
             return [text_of(found.query_one(s, Cell)) for s in (".canary", ".baseline", ".ratio")]
 
         assert row("health") == ["▲ degraded", "● up", ""]
-        assert row("p95") == ["612 ms ▲", "340 ms", "×1.8"]
-        assert row("errors") == ["1.26% ▲", "0.14%", "×9.0"]
+        assert row("p95") == ["612 ms ▲ > 500 ms", "340 ms", "×1.8"]
+        assert row("errors") == ["1.26% ▲ > 1.00%", "0.14%", "×9.0"]
         assert row("cache hit") == ["88.4%", "93.1%", "×0.95"]
         assert row("breaker opens") == ["4 ▲", "0", "—"]  # against zero: no ratio, never ×∞
         assert row("canary share") == ["5.00%", "no data", "—"]
@@ -349,15 +363,22 @@ async def test_a_stale_baseline_gives_no_ratio() -> None:
         assert texts(app, "CompareRowView .detail")[1] == "baseline: no update for over 3 intervals"
 
 
-async def test_tight_room_drops_the_comparison_header_first() -> None:
+async def test_tight_room_cuts_rows_before_the_comparison_header() -> None:
+    """The header says which column is the canary: without it the values are unlabelled."""
     canary, stable = canary_pair()
     app = DetailApp(canary, baseline=stable, height=10)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         detail = app.query_one(ServiceDetail)
+        assert not detail.has_class("-tight")
+        assert texts(app, "ComparePanel .header .value") == ["checkout-canary", "checkout"]
+        assert texts(app, "CompareRowView .label") == ["health", "p95", "errors", "cache hit", "memory"]
+        assert texts(app, "ComparePanel .more") == ["+2 more not shown: a taller terminal shows them"]
+        assert_fits(app)
+        app.detail.styles.height = 5  # no room for a row and the "+N more" line under a header
+        await pilot.pause()
         assert detail.has_class("-tight")
         assert not visible(app.query_one("ComparePanel .header"))
-        assert len([r for r in app.query(CompareRowView) if visible(r)]) == 7
         assert_fits(app)
 
 
@@ -390,9 +411,10 @@ async def test_a_canary_in_very_little_room() -> None:
     app = DetailApp(canary, baseline=stable, height=7)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert texts(app, "CompareRowView .label") == ["health", "p95", "errors"]
+        assert texts(app, "ComparePanel .header .value") == ["checkout-canary", "checkout"]
+        assert texts(app, "CompareRowView .label") == ["health", "p95"]
         assert texts(app, "ComparePanel .more") == [
-            "+4 more not shown: a taller terminal shows them"
+            "+5 more not shown: a taller terminal shows them"
         ]
         assert_fits(app)
 
@@ -572,6 +594,35 @@ def test_value_cells_carry_the_number_and_its_mark() -> None:
     assert value_text(None, "ms", "no_data") == "no data"
     assert value_text(None, "ms", "source_down") == "source down ⚠"
     assert value_text(None, "ms", "stale") == "stale ⌛"
+
+
+def test_breached_values_show_their_level_and_5m_values_are_marked_by_the_same_levels() -> None:
+    row = live(p95=620.0, p95_state="warning", five=(40.0, 700.0, 1200.0), failed=40, total=700,
+               rate_state="critical", failed_5m=210, total_5m=3000)  # fmt: skip
+    latency = latency_data(view(row), NOW)
+    assert [s.text for s in latency.now] == ["p50 42.1 ms", "p95 620 ms ▲ > 500 ms", "p99 312 ms"]
+    # 5m p95 is past the same warning level; p99 has no threshold, so no mark whatever its value.
+    assert [(s.text, s.state) for s in latency.five] == [
+        ("p50 40.0 ms", ""), ("p95 700 ms ▲ > 500 ms", "warning"), ("p99 1.20 s", ""),
+    ]  # fmt: skip
+    assert latency.five_label == "5m"
+    errors = errors_data(view(row), NOW)
+    assert (errors.rate.text, errors.rate_five.text) == ("5.71% ✖ > 5.00%", "7.00% ✖ > 5.00%")
+    assert errors.rate_five.state == "critical"
+    # A stale row marks nothing as current.
+    stale = latency_data(view(row, updated_at=NOW - 30), NOW)
+    assert [s.state for s in stale.five] == ["stale"] * 3
+
+
+def test_a_5m_window_of_another_measurement_is_named_and_not_judged() -> None:
+    """p95 from the health JSON, 5m from the prober: two measurements, one set of levels."""
+    row = live(p95=620.0, p95_state="warning", five=(40.0, 700.0, 1200.0))
+    json_p95 = tuple(s.model_copy(update={"source": "health-json"}) if s.name.startswith("p") else s
+                     for s in row.signals)  # fmt: skip
+    latency = latency_data(view(row.model_copy(update={"signals": json_p95})), NOW)
+    assert latency.five_label == "probe 5m"
+    assert [s.state for s in latency.five] == ["", "", ""]
+    assert latency.now[1].text == "p95 620 ms ▲ > 500 ms"
 
 
 def test_ratios() -> None:

@@ -5,17 +5,23 @@ everything here changes the screen only when what it shows changed: the
 table repaints changed rows, the panels changed cells, and the activity pane
 is replaced only when its text differs.
 
-The detail gets the room it needs and the activity pane the rest: in the
-narrow layout (80x24) the detail keeps everything but four lines of events;
-when the panels are boxes (120x40) the detail is as tall as the selected
-service's boxes and the activity shows as many events as fit below it.
+The detail gets the room it needs and the activity pane the rest, in both
+layouts: one-line panels (80x24) or boxes (120x40). When the detail needs
+more than there is, the activity gives up lines down to its rule and two
+events before the detail cuts anything (and the detail cuts rows before it
+drops a column header).
+
+The services table is ordered worst first (``[ui] order``; the `o` key
+switches to config order and back), and the header counts the services in
+each trouble; both come from :mod:`console.model.triage`, judged once per
+snapshot or tick here and handed down.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 from rich.text import Text
 from textual import on, work
@@ -27,19 +33,28 @@ from textual.widgets import DataTable, Footer, Static
 
 from console.engine.snapshot import Snapshot
 from console.errors import ActionError
+from console.model import triage
 from console.model.describe import describe_change
 from console.model.sanitize import clean_text
 from console.ui.modals.fault import describe_faults
 from console.ui.text import safe_markup, safe_text
-from console.ui.widgets.service_detail import WIDE_MIN_WIDTH, ServiceDetail, wide_height_of
-from console.ui.widgets.service_table import ServiceTable
+from console.ui.widgets.service_detail import (
+    WIDE_MIN_WIDTH,
+    ServiceDetail,
+    narrow_height_of,
+    wide_height_of,
+)
+from console.ui.widgets.service_table import Order, ServiceTable, troubles_of
 from console.ui.widgets.top_bar import TopBar
 
 if TYPE_CHECKING:
     from console.ui.app import ConnApp
 
 ACTIVITY_MIN = 5
-"""The activity pane's least height: its rule and four events."""
+"""The activity pane's height before the dashboard has sized it: its rule and four events."""
+
+ACTIVITY_FLOOR = 3
+"""The least the activity keeps when the detail needs more: its rule and two events."""
 
 DEMO_ONLY = "fault keys work in `conn demo` only: this console watches real services"
 
@@ -62,13 +77,34 @@ def activity_text(snapshot: Snapshot, *, limit: int) -> Text:
     return text
 
 
-def detail_height(snapshot: Snapshot, name: str | None) -> int:
-    """Lines the wide detail needs for the service ``name`` (0: none selected)."""
+def detail_height(
+    snapshot: Snapshot,
+    name: str | None,
+    *,
+    layout: Literal["wide", "wide-cut", "narrow"] = "wide",
+    width: int = 0,
+    now: float = 0.0,
+) -> int:
+    """Lines the detail needs for the service ``name`` (0: none selected).
+
+    Args:
+        snapshot: the state shown.
+        name: the selected service.
+        layout: "wide" (boxes, a long signal detail on a line of its own),
+            "wide-cut" (boxes, long details cut to their line) or "narrow".
+        width: the detail's width, for "wide".
+        now: the clock time, for "wide" (a stale row's details read differently).
+    """
     view = snapshot.service(name) if name else None
     if view is None:
         return 0
     baseline = view.live.baseline if view.live else None
-    return wide_height_of(view, compared=bool(baseline and snapshot.service(baseline)))
+    compared = bool(baseline and snapshot.service(baseline))
+    if layout == "narrow":
+        return narrow_height_of(view, compared)
+    if layout == "wide-cut":
+        return wide_height_of(view, compared)
+    return wide_height_of(view, compared, width, now)
 
 
 class DashboardScreen(Screen[None]):
@@ -81,7 +117,10 @@ class DashboardScreen(Screen[None]):
 
     # The fault keys are bound twice under the same ids (so a [keymap] moves both):
     # in `conn demo` they act; anywhere else the hidden twin says why nothing happens.
+    # The order key is bound twice the same way: the footer names what it switches to.
     BINDINGS = [
+        Binding("o", "order('config')", "Config order", id="services-order"),
+        Binding("o", "order('trouble')", "Worst first", id="services-order"),
         Binding("x", "demo_fault", "Fault", id="demo-fault", show=True),
         Binding("c", "demo_clear", "Clear", id="demo-clear", show=True),
         Binding("x", "demo_only", "Fault", id="demo-fault", show=False),
@@ -90,8 +129,8 @@ class DashboardScreen(Screen[None]):
 
     DEFAULT_CSS = """
     DashboardScreen #faults {
-        display: none; height: 1; padding: 0 1; color: $warning; text-style: bold;
-        text-wrap: nowrap; text-overflow: ellipsis;
+        display: none; height: auto; max-height: 3; padding: 0 1; color: $warning; text-style: bold;
+        text-overflow: ellipsis;
     }
     DashboardScreen #faults.-shown { display: block; }
     """
@@ -111,6 +150,7 @@ class DashboardScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one(ServiceTable).order = self.conn.engine.config.ui.order
         self.watch(self.app, "snapshot", self._show, init=True)
         if self.conn.ticking:
             self.set_interval(1.0, self._tick)
@@ -119,6 +159,8 @@ class DashboardScreen(Screen[None]):
             self._read_faults(tuple(self.conn.demo_urls))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "order":
+            return parameters != (self.query_one(ServiceTable).order,)
         if action in ("demo_fault", "demo_clear"):
             return bool(self.conn.demo_urls)
         if action == "demo_only":
@@ -136,8 +178,7 @@ class DashboardScreen(Screen[None]):
         if snapshot is None:
             return
         self.query_one(TopBar).snapshot = snapshot
-        table = self.query_one(ServiceTable)
-        table.show(snapshot.services, self._now())
+        self._show_services(snapshot)
         self._show_detail()
         self._show_activity()
         # After the next layout: the table may have grown, and sizes are known then.
@@ -146,8 +187,15 @@ class DashboardScreen(Screen[None]):
     def _tick(self) -> None:
         snapshot = self._snapshot
         if snapshot is not None:
-            self.query_one(ServiceTable).show(snapshot.services, self._now())
+            self._show_services(snapshot)  # rows go stale as the clock moves
             self.query_one(ServiceDetail).now = self._now()
+
+    def _show_services(self, snapshot: Snapshot) -> None:
+        """The table and the header's summary, from one judgement of every service."""
+        now = self._now()
+        troubles = troubles_of(snapshot.services, now)
+        self.query_one(ServiceTable).show(snapshot.services, now, troubles)
+        self.query_one(TopBar).summary = triage.summary(troubles.values())
 
     def _show_detail(self) -> None:
         snapshot = self._snapshot
@@ -186,13 +234,21 @@ class DashboardScreen(Screen[None]):
         room = detail.outer_size.height + activity.outer_size.height
         if snapshot is None or not room:
             return
-        need = detail_height(snapshot, self.query_one(ServiceTable).selected)
-        if detail.size.width >= WIDE_MIN_WIDTH and 0 < need <= room - ACTIVITY_MIN:
-            detail.styles.height = need
-            activity.styles.height = "1fr"
+        selected = self.query_one(ServiceTable).selected
+        width = detail.size.width
+        # Boxes with every detail on show, else boxes with long details cut, else one-line
+        # panels; the activity gives up lines down to its floor before anything is cut.
+        whole = detail_height(snapshot, selected, width=width, now=self._now())
+        cut = detail_height(snapshot, selected, layout="wide-cut")
+        if width >= WIDE_MIN_WIDTH and 0 < whole <= room - ACTIVITY_FLOOR:
+            detail.styles.height = whole
+        elif width >= WIDE_MIN_WIDTH and 0 < cut <= room - ACTIVITY_FLOOR:
+            detail.styles.height = cut
         else:
-            detail.styles.height = "1fr"
-            activity.styles.height = ACTIVITY_MIN
+            # One-line panels: as many lines as they need, the activity keeping at least its floor.
+            need = detail_height(snapshot, selected, layout="narrow")
+            detail.styles.height = max(1, min(need, room - ACTIVITY_FLOOR))
+        activity.styles.height = "1fr"
         self.call_after_refresh(self._show_activity)  # as many events as now fit
 
     @on(DataTable.RowHighlighted)
@@ -204,9 +260,15 @@ class DashboardScreen(Screen[None]):
     def select(self, name: str) -> None:
         """Put the cursor on the service called ``name`` (from the command palette)."""
         table = self.query_one(ServiceTable)
-        if name in table.rows:
-            table.move_cursor(row=table.get_row_index(name))
-            table.focus()
+        table.select(name)
+        table.focus()
+
+    def action_order(self, order: Order) -> None:
+        """Worst first, or the config's order; the cursor stays on its service."""
+        self.query_one(ServiceTable).order = order
+        self.refresh_bindings()
+        words = "worst first" if order == "trouble" else "in config order"
+        self.notify(f"services {words} (o switches)", title="order")
 
     def action_demo_fault(self) -> None:
         name = self._demo_target()
@@ -240,19 +302,19 @@ class DashboardScreen(Screen[None]):
         return name
 
     def _show_faults(self) -> None:
-        """One line under the table with what is injected into the selected service."""
-        name = self.query_one(ServiceTable).selected
-        faults = self._faults.get(name) if name else None
+        """Under the table, what is injected into every demo service (wrapped, up to three lines)."""
+        injected = [f"{name}: {describe_faults(faults)}" for name, faults in self._faults.items() if faults]
         line = self.query_one("#faults", Static)
-        text = (
-            safe_text(f"⚡ demo faults in {name}: {describe_faults(faults)} — c clears", limit=300)
-            if name and faults
-            else Text("")
-        )
+        text = Text("")
+        if injected:
+            # What a demo service answered is outside text: cleaned, taken literally.
+            text = safe_text(f"⚡ demo faults — {' · '.join(injected)} (c clears the selected service)",
+                             limit=600)
+            text.no_wrap = False
         if text != self._faults_line:
             self._faults_line = text
             line.update(text)
-            line.set_class(bool(faults), "-shown")
+            line.set_class(bool(injected), "-shown")
             self.call_after_refresh(self._fit)
 
     def _record_faults(self, name: str, faults: Mapping[str, object]) -> None:

@@ -6,15 +6,22 @@ another console, a rollout stage) show up here too; changes are commands
 passed to ``engine.execute``. Every change goes
 through a confirmation that asks for a reason; the kill switch also makes the
 operator type the flag's name.
+
+The table is as tall as its flags; the detail under it takes the rest of the
+screen: what the selected flag does, its allowlist in words, and as many of
+its recent changes as fit.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -22,6 +29,8 @@ from console.engine.commands import Command
 from console.engine.flags import DisableFlag, EnableFlag, FlagView, KillFlag, SetFlagPercent
 from console.engine.snapshot import FlagsView
 from console.errors import ConsoleError
+from console.model.describe import describe_change
+from console.model.events import Event
 from console.model.flags import key_problem, percent_to_weight
 from console.model.units import parse_percent
 from console.ui.modals.confirm import ConfirmModal
@@ -32,7 +41,7 @@ if TYPE_CHECKING:
     from console.engine.core import Engine
     from console.ui.app import ConnApp
 
-_COLUMNS = (("name", "Flag"), ("state", "State"), ("percent", "%"), ("allow", "Allow"),
+_COLUMNS = (("name", "Flag"), ("state", "State"), ("percent", "%"), ("allow", "Allow (keys+groups)"),
             ("change", "Last change"))
 
 
@@ -52,6 +61,33 @@ def _key_problem(text: str) -> str | None:
         return "type a targeting key, e.g. user-42"
     problem = key_problem(text)
     return f"{text[:40]!r} {problem}" if problem else None
+
+
+def allow_cell(view: FlagView) -> str:
+    """The Allow column: keys on the flag's own allowlist, plus its groups ("0+2")."""
+    return f"{view.allowlist_size}+{len(view.groups)}" if view.groups else f"{view.allowlist_size}"
+
+
+def allow_line(view: FlagView) -> str:
+    """The Allow column in words: "allowlist: 0 keys + 2 groups (internal, qa) — 5 keys in all"."""
+    keys = f"{view.allowlist_size} key{'s' if view.allowlist_size != 1 else ''}"
+    if not view.groups:
+        return f"allowlist: {keys}, no groups"
+    groups = f"{len(view.groups)} group{'s' if len(view.groups) != 1 else ''}"
+    return (f"allowlist: {keys} + {groups} ({', '.join(view.groups)}) — "
+            f"{view.targeted_keys} key{'s' if view.targeted_keys != 1 else ''} in all")
+
+
+def change_lines(events: tuple[Event, ...], name: str) -> list[str]:
+    """The flag's recent changes, newest first, one line each: when, who, what, why (plain text)."""
+    lines = []
+    for event in reversed(events):
+        if event.stream != f"flag/{name}":
+            continue
+        when = datetime.fromtimestamp(event.time).strftime("%Y-%m-%d %H:%M")
+        reason = f" — {event.reason}" if event.reason else ""
+        lines.append(f"{when} {event.actor}: {describe_change(event)}{reason}")
+    return lines
 
 
 def rollout_line(view: FlagView) -> str:
@@ -85,8 +121,11 @@ class FlagsScreen(Screen[None]):
 
     DEFAULT_CSS = """
     FlagsScreen #flags-title { height: 1; padding: 0 1; background: $panel; text-style: bold; }
-    FlagsScreen #flags-table { height: 1fr; border: none; }
-    FlagsScreen #flags-detail { height: auto; max-height: 7; padding: 0 1; border-top: solid $panel-lighten-2; }
+    FlagsScreen #flags-table { height: auto; max-height: 60%; border: none; }
+    FlagsScreen #flags-detail {
+        height: 1fr; min-height: 6; padding: 0 1; border-top: solid $panel-lighten-2;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
     FlagsScreen #flags-export { height: auto; padding: 0 1; }
     FlagsScreen #flags-export.problem { color: $error; text-style: bold; }
     """
@@ -144,15 +183,18 @@ class FlagsScreen(Screen[None]):
         table = self.query_one(DataTable)
         selected = self.selected
         names = [v.name for v in views]
+        rows = [self._cells(view) for view in views]
+        room = self._change_room(rows)
+        rows = [(*cells[:-1], safe_text(str(cells[-1]), limit=room)) for cells in rows]
         if [str(key.value) for key in table.rows] != names:
             table.clear()
-            for view in views:
-                table.add_row(*self._cells(view), key=view.name)
+            for view, cells in zip(views, rows, strict=True):
+                table.add_row(*cells, key=view.name)
             if selected in names:
                 table.move_cursor(row=names.index(selected))
         else:
-            for view in views:
-                for (column, _), cell in zip(_COLUMNS, self._cells(view), strict=True):
+            for view, cells in zip(views, rows, strict=True):
+                for (column, _), cell in zip(_COLUMNS, cells, strict=True):
                     if table.get_cell(view.name, column) != cell:
                         table.update_cell(view.name, column, cell, update_width=True)
         self._show_detail()
@@ -173,17 +215,29 @@ class FlagsScreen(Screen[None]):
             widget.update(markup)
 
     def _cells(self, view: FlagView) -> tuple[Any, ...]:
+        """A flag's row; the last change comes whole, cut to the room by ``refresh_flags``."""
         style = {"killed": "bold reverse", "disabled": "dim"}.get(view.state, "")
         mark = " ⚠" if view.evaluator_mismatch else ""
-        groups = f"+{len(view.groups)}g" if view.groups else ""
         age = format_age(self._now() - view.changed_at)
         return (
             safe_text(view.name + mark, limit=28),
             safe_text(view.state, style=style),
             view.percent_text,
-            f"{view.allowlist_size}{groups}",
-            safe_text(f"{view.changed_by} {age} ago", limit=30),
+            allow_cell(view),
+            f"{age} ago · {view.changed_by}",  # when first: what a cut keeps
         )
+
+    def _change_room(self, rows: list[tuple[Any, ...]]) -> int:
+        """Columns left for "Last change" so the table never scrolls sideways (the detail says it all)."""
+        table = self.query_one(DataTable)
+        used = 0
+        for index, (_, label) in enumerate(_COLUMNS[:-1]):
+            widest = max([len(label), *(Text(str(row[index])).cell_len for row in rows)])
+            used += widest + 2  # a cell's padding on each side
+        return max(16, (table.scrollable_content_region.width or 80) - used - 2)
+
+    def on_resize(self, event: Resize) -> None:
+        self.call_after_refresh(self.refresh_flags)
 
     def _show_detail(self) -> None:
         name = self.selected
@@ -195,10 +249,11 @@ class FlagsScreen(Screen[None]):
         if view is None:
             return
         lines = [
-            f"[b]{safe_markup(view.name)}[/b] {safe_markup(view.description, limit=60)}",
+            f"[b]{safe_markup(view.name)}[/b] {safe_markup(view.description, limit=120)}",
             safe_markup(rollout_line(view), limit=300),
+            safe_markup(allow_line(view), limit=300),
             f"v{view.version} {safe_markup(view.last_change)} by {safe_markup(view.changed_by)}: "
-            f"{safe_markup(view.reason, limit=80)}",
+            f"{safe_markup(view.reason, limit=160)}",
         ]
         if view.evaluator_mismatch:
             lines.append(
@@ -211,6 +266,12 @@ class FlagsScreen(Screen[None]):
                 lines.append(line)
             else:
                 self._evaluation = None  # another flag, or this one changed: the answer is old
+        snapshot = cast("ConnApp", self.app).snapshot
+        changes = change_lines(snapshot.recent_events, name) if snapshot is not None else []
+        if changes:
+            # As many as the detail shows; the rest are below its bottom edge, not wrapped into it.
+            lines.append("[dim]recent changes, newest first:[/]")
+            lines.extend(f"  {safe_markup(line, limit=300)}" for line in changes)
         self._update(detail, "\n".join(lines))
 
     @on(DataTable.RowHighlighted)
@@ -301,7 +362,7 @@ class FlagsScreen(Screen[None]):
     async def _evaluate(self, name: str) -> None:
         key = await self.app.push_screen_wait(PromptModal(
             f"Is a key in {name}?", "Targeting key (e.g. a user id):",
-            placeholder="user-42", validate=_key_problem,
+            placeholder="a targeting key, e.g. user-42", validate=_key_problem,
         ))
         if not key:
             return

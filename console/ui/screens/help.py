@@ -11,6 +11,7 @@ from textual.widgets import Label, Static
 
 KEYS: tuple[tuple[str, str, str], ...] = (
     ("↑ ↓", "dashboard", "select a service"),
+    ("o", "dashboard", "services worst first, or in config order"),
     ("f", "anywhere", "feature flags"),
     ("x", "conn demo", "inject a fault into the selected service"),
     ("c", "conn demo", "clear the selected service's faults"),
@@ -26,12 +27,12 @@ KEYS: tuple[tuple[str, str, str], ...] = (
 
 
 MARKS: tuple[tuple[str, str], ...] = (
-    ("● up ✖2", "up, but 2 of its signals are critical: see its detail"),
-    ("● up ▲1", "up, but 1 signal is past its warning level"),
+    ("✖ … +1", "worst signal, past its critical level (▲ warning); +1 more"),
+    ("▲ > 500 ms", "past its warning level: the level follows the value"),
     ("⌛", "stale: no new value for over 3 probe intervals"),
-    ("⚠", "cannot be trusted as shown; its text or its detail says why"),
+    ("⚠", "cannot be trusted as shown; its text or detail says why"),
 )
-"""The marks Conn draws (health column, values, top bar, flags), as the help explains them.
+"""The marks Conn draws (worst-signal column, values, top bar, flags), as the help explains them.
 
 ⚠ marks "⚠ unreadable" (a service's live row could not be read, the detail
 says why), "source down ⚠" (a signal's source did not answer; its detail

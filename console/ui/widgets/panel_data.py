@@ -18,7 +18,14 @@ import math
 from dataclasses import dataclass
 
 from console.engine.snapshot import ServiceView
-from console.model.live import STALE_INTERVALS, ServiceLive, SignalValue, signal_ratio
+from console.model import triage
+from console.model.live import (
+    STALE_INTERVALS,
+    ServiceLive,
+    SignalValue,
+    ThresholdView,
+    signal_ratio,
+)
 from console.model.thresholds import BUILTIN_SIGNALS
 from console.model.units import NO_DATA, format_value
 from console.ui.text import format_age
@@ -67,6 +74,9 @@ class LatencyData:
     """Why the source is down ("Prometheus: timeout after 5s"), shown in place of the sparkline."""
     ceiling: float | None = None
     """The value drawn as a full bar: the threshold, so a calm 10 ms is a low line, not a wall."""
+    five_label: str = "5m"
+    """The 5m row's label: "probe 5m" when the 1m values come from elsewhere (the 5m
+    window is always the prober's latency, another measurement)."""
 
 
 @dataclass(frozen=True)
@@ -147,11 +157,36 @@ def value_text(value: float | None, unit: str, state: str) -> str:
 
 
 def shown_signal(signal: SignalValue | None, stale: bool) -> Shown:
-    """A signal's value cell."""
+    """A signal's value cell; past a level, with the level ("907 ms ▲ > 500 ms")."""
     state = effective_state(signal, stale)
     if signal is None:
         return Shown(NO_DATA, "no_data")
-    return Shown(value_text(signal.value, signal.unit, state), state)
+    return Shown(judged_text(signal.value, signal.unit, state, signal.threshold), state)
+
+
+def judged_text(value: float | None, unit: str, state: str, threshold: ThresholdView | None) -> str:
+    """:func:`value_text`, and for a warning or critical value the level it is past
+    (:func:`~console.model.triage.level_text`): every breached value shows its threshold."""
+    text = value_text(value, unit, state)
+    if state in ("warning", "critical") and (level := triage.level_text(threshold, state, unit)):
+        return f"{text} {level}"
+    return text
+
+
+def window_shown(value: float | None, unit: str, signal: SignalValue | None, stale: bool) -> Shown:
+    """A value of another window (5m) of ``signal``, judged by the signal's levels at once.
+
+    ``signal`` is None when the window is not the judged signal's (the 1m
+    value comes from the health JSON or Prometheus, the 5m one from probes):
+    then the value is shown plain, since those levels are not its own.
+    """
+    if value is None:
+        return Shown(NO_DATA, "no_data")
+    if stale:
+        return Shown(value_text(value, unit, "stale"), "stale")
+    threshold = signal.threshold if signal is not None else None
+    state = triage.level_past(value, threshold) or ""
+    return Shown(judged_text(value, unit, state, threshold), state)
 
 
 def format_ratio(ratio: float | None) -> str:
@@ -202,7 +237,7 @@ def health_ages(view: ServiceView, now: float) -> Shown:
 
 
 def latency_data(view: ServiceView, now: float) -> LatencyData:
-    """The three percentiles judged over 1m, plain over 5m (probe latency), p95 history."""
+    """The three percentiles judged over 1m, over 5m marked by the same levels (probe latency), p95 history."""
     live = view.live
     stale = row_stale(view, now)
     if live is None:
@@ -214,18 +249,21 @@ def latency_data(view: ServiceView, now: float) -> LatencyData:
     )
     window = live.latency.get("5m")
     five = []
-    for p in PERCENTILES:
+    for p, signal in zip(PERCENTILES, signals, strict=True):
         value = None if window is None else getattr(window, p)
-        state = "no_data" if value is None else "stale" if stale else ""
-        five.append(_labelled(p, Shown(value_text(value, "ms", state), state)))
+        probed = signal if signal is not None and signal.source == "probe" else None
+        five.append(_labelled(p, window_shown(value, "ms", probed, stale)))
     source = signals[1].source if signals[1] is not None else "probe"
     note = next((s.detail for s in signals if s is not None and s.state == "source_down"), "")
     history = live.history.get("p95", ())
-    return LatencyData(source, current, tuple(five), history, note, ceiling(signals[1], history))
+    return LatencyData(
+        source, current, tuple(five), history, note, ceiling(signals[1], history),
+        five_label="5m" if source == "probe" else "probe 5m",
+    )
 
 
 def errors_data(view: ServiceView, now: float) -> ErrorsData:
-    """Error rate judged over 1m with the probe counts; 5m plain; "no data" when 0 of 0."""
+    """Error rate judged over 1m with the probe counts; 5m marked by the same levels; "no data" when 0 of 0."""
     live = view.live
     if live is None:
         nothing = Shown("no data", "no_data")
@@ -234,14 +272,16 @@ def errors_data(view: ServiceView, now: float) -> ErrorsData:
     signal = live.signal("error_rate")
     rate = shown_signal(signal, stale)
     source = signal.source if signal is not None else "probe"
+    # The counts are the probes': judged by the probes' own levels (error_rate's when it
+    # is the probes' rate, probe_errors' when error_rate comes from elsewhere).
+    probed = signal if source == "probe" else live.signal("probe_errors")
     texts: list[tuple[Shown, str]] = []
     for window in ("1m", "5m"):
         counts = live.errors.get(window)
         if counts is None or counts.total == 0:
             texts.append((Shown("no data", "no_data"), f"· 0 probes in {window}"))
             continue
-        state = "stale" if stale else ""
-        shown = Shown(value_text(counts.rate_pct, "%", state), state)
+        shown = window_shown(counts.rate_pct, "%", probed, stale)
         prefix = "· probes: " if source != "probe" else "· "
         texts.append((shown, f"{prefix}{counts.failed:,} of {counts.total:,} in {window}"))
     if source == "probe" and texts[0][0].state == "no_data":
@@ -270,7 +310,7 @@ def named_signals(live: ServiceLive | None) -> tuple[SignalValue, ...]:
     """The configured signals, without the built-in p50/p95/p99/error_rate."""
     if live is None:
         return ()
-    return tuple(s for s in live.signals if s.name not in BUILTIN_SIGNALS)
+    return tuple(s for s in live.signals if s.name not in BUILTIN_SIGNALS or s.name == "probe_errors")
 
 
 def signal_rows(view: ServiceView, now: float) -> tuple[SignalRow, ...]:
@@ -284,7 +324,7 @@ def signal_rows(view: ServiceView, now: float) -> tuple[SignalRow, ...]:
             SignalRow(
                 name=signal.name,
                 label=signal.label or signal.name,
-                value=Shown(value_text(signal.value, signal.unit, state), state),
+                value=Shown(judged_text(signal.value, signal.unit, state, signal.threshold), state),
                 source=signal.source,
                 detail=detail,
                 quiet=state in JUDGED and "past" not in detail,

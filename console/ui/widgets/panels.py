@@ -17,8 +17,9 @@ in ``ServiceDetail.DEFAULT_CSS``; the panels only decide what is in them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.containers import HorizontalGroup, VerticalGroup
 from textual.reactive import var
@@ -130,7 +131,7 @@ class LatencyPanel(_Titled):
             yield SparkText(classes="spark inline")
             yield Cell(classes="note inline")
         with HorizontalGroup(classes="row five"):
-            yield Cell("5m", classes="window")
+            yield Cell("5m", classes="window label-five")
             for p in ("p50", "p95", "p99"):
                 yield Cell(classes=f"value {p}")
         with HorizontalGroup(classes="row history"):
@@ -142,9 +143,19 @@ class LatencyPanel(_Titled):
         if data is None:
             return
         self._set_title("latency" if data.source == "probe" else f"latency · {data.source}")
-        for row, values in (("now", data.now), ("five", data.five)):
-            for p, shown in zip(("p50", "p95", "p99"), values, strict=True):
-                self.query_one(f".{row} .{p}", Cell).show(shown)
+        self.query_one(".label-five", Cell).show(data.five_label)
+        window = max(5, cell_len(data.five_label) + 1)  # the rows' labels line up
+        for label in self.query(".window").results(Cell):
+            if label.styles.width is None or label.styles.width.value != window:
+                label.styles.width = window
+        for index, p in enumerate(("p50", "p95", "p99")):
+            # As wide as the wider of 1m and 5m, so the two rows line up under each other.
+            width = max(VALUE_MIN + 1, *(cell_len(row[index].text) + 1 for row in (data.now, data.five)))
+            for row, values in (("now", data.now), ("five", data.five)):
+                cell = self.query_one(f".{row} .{p}", Cell)
+                cell.show(values[index])
+                if cell.styles.width is None or cell.styles.width.value != width:
+                    cell.styles.width = width
         for note in self.query(".note").results(Cell):
             note.show(Shown(data.note, "source_down"))
         self.set_class(bool(data.note), "-noted")
@@ -192,21 +203,22 @@ RowData = SignalRow | CompareRow
 """What one row of a table panel shows."""
 
 
-class _Row(HorizontalGroup):
-    """One row of a table panel; its data is reactive like a panel's.
+class _Row(VerticalGroup):
+    """One row of a table panel (a line of cells); its data is reactive like a panel's.
 
-    A row is created with its data and may get ages before it is mounted
-    (rows mount asynchronously); both are drawn when it mounts.
+    A row is created with its data and may get ages and column widths before
+    it is mounted (rows mount asynchronously); all are applied when it mounts.
     """
 
     data: var[RowData | None] = var(None, init=False)
     """What the row shows, without its age."""
 
-    def __init__(self, data: RowData) -> None:
-        super().__init__(classes="row")
+    def __init__(self, data: RowData, widths: Mapping[str, int] | None = None) -> None:
+        super().__init__(classes="item")
         self.set_reactive(_Row.data, data)
         self._age = ""
         self._ready = False
+        self._widths: dict[str, int] = dict(widths or {})
 
     def on_mount(self) -> None:
         if not self.is_attached or not self.query(Age):
@@ -215,6 +227,20 @@ class _Row(HorizontalGroup):
         if self.data is not None:
             self._draw(self.data)
         self.query_one(Age).show(Shown(self._age, "muted"))
+        self._apply_widths()
+
+    def set_widths(self, widths: Mapping[str, int]) -> None:
+        """Width of each named column (cell class -> cells), so the rows line up."""
+        if widths != self._widths:
+            self._widths = dict(widths)
+            if self._ready:
+                self._apply_widths()
+
+    def _apply_widths(self) -> None:
+        for name, width in self._widths.items():
+            cell = self.query_one(f".row .{name}", Cell)
+            if cell.styles.width is None or cell.styles.width.value != width:
+                cell.styles.width = width
 
     def watch_data(self, data: RowData | None) -> None:
         if self._ready and data is not None:
@@ -231,14 +257,16 @@ class _Row(HorizontalGroup):
 
 
 class SignalRowView(_Row):
-    """label · value and mark · source · age · detail."""
+    """label · value and mark · source · age · detail (on a line of its own when it is long)."""
 
     def compose(self) -> ComposeResult:
-        yield Cell(classes="label")
-        yield Cell(classes="value")
-        yield Cell(classes="source")
-        yield Age(classes="age")
-        yield Cell(classes="detail")
+        with HorizontalGroup(classes="row"):
+            yield Cell(classes="label")
+            yield Cell(classes="value")
+            yield Cell(classes="source")
+            yield Age(classes="age")
+            yield Cell(classes="detail")
+        yield Cell(classes="below")
 
     def _draw(self, data: RowData) -> None:
         assert isinstance(data, SignalRow)
@@ -246,7 +274,8 @@ class SignalRowView(_Row):
         self.query_one(".value", Cell).show(data.value)
         self.query_one(".source", Cell).show(Shown(data.source, "muted"))
         detail_state = data.value.state if data.value.state in ("source_down", "stale") else "muted"
-        self.query_one(".detail", Cell).show(Shown(data.detail, detail_state))
+        for detail in self.query(".detail, .below").results(Cell):
+            detail.show(Shown(data.detail, detail_state))
         self.set_class(data.quiet, "-quiet")
 
 
@@ -254,12 +283,13 @@ class CompareRowView(_Row):
     """label · canary · baseline · ratio · canary's age · why / where from."""
 
     def compose(self) -> ComposeResult:
-        yield Cell(classes="label")
-        yield Cell(classes="value canary")
-        yield Cell(classes="value baseline")
-        yield Cell(classes="ratio")
-        yield Age(classes="age")
-        yield Cell(classes="detail")
+        with HorizontalGroup(classes="row"):
+            yield Cell(classes="label")
+            yield Cell(classes="value canary")
+            yield Cell(classes="value baseline")
+            yield Cell(classes="ratio")
+            yield Age(classes="age")
+            yield Cell(classes="detail")
 
     def _draw(self, data: RowData) -> None:
         assert isinstance(data, CompareRow)
@@ -276,21 +306,25 @@ class _RowList(_Titled):
     def __init__(self) -> None:
         super().__init__()
         self._row_views: list[_Row] = []
+        self._widths: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
         yield Cell(classes="more")
 
-    def _sync(self, rows: Sequence[RowData], make: type[_Row]) -> None:
+    def _sync(self, rows: Sequence[RowData], make: type[_Row], widths: Mapping[str, int]) -> None:
+        """Show ``rows``, their value columns ``widths`` wide (cell class -> columns)."""
+        self._widths = dict(widths)
         current = self._row_views
         if [r.data.name if r.data is not None else None for r in current] != [r.name for r in rows]:
             for widget in current:
                 widget.remove()
-            self._row_views = [make(r) for r in rows]
+            self._row_views = [make(r, widths) for r in rows]
             if self._row_views:
                 self.mount_all(self._row_views, before=self.query_one(".more"))
             return
         for widget, row in zip(current, rows, strict=True):
             widget.data = row
+            widget.set_widths(widths)
 
     def fit_rows(self, limit: int | None) -> None:
         """Show at most ``limit`` lines of rows; what does not fit is counted, never silently cut."""
@@ -320,7 +354,7 @@ class SignalsPanel(_RowList):
         self.border_title = "signals"
 
     def watch_data(self, data: tuple[SignalRow, ...]) -> None:
-        self._sync(data, SignalRowView)
+        self._sync(data, SignalRowView, {"value": value_width(data)})
 
 
 class ComparePanel(_RowList):
@@ -339,12 +373,34 @@ class ComparePanel(_RowList):
 
     def watch_data(self, data: CompareData | None) -> None:
         if data is None:
-            self._sync((), CompareRowView)
+            self._sync((), CompareRowView, {})
             return
         self._set_title(f"{data.canary} vs {data.baseline}")
-        self.query_one(".header .canary", Cell).show(Shown(data.canary, "muted"))
-        self.query_one(".header .baseline", Cell).show(Shown(data.baseline, "muted"))
-        self._sync(data.rows, CompareRowView)
+        widths = compare_widths(data)
+        for name, text in (("canary", data.canary), ("baseline", data.baseline)):
+            header = self.query_one(f".header .{name}", Cell)
+            header.show(Shown(text, "muted"))
+            header.styles.width = widths[name]
+        self._sync(data.rows, CompareRowView, widths)
+
+
+VALUE_MIN = 14
+"""The least width of a value column: "p95 no data", "source down ⚠" and most values fit."""
+
+
+def value_width(rows: Sequence[SignalRow]) -> int:
+    """The signals' value column: the longest value and a space, so the columns line up."""
+    return max([VALUE_MIN, *(cell_len(r.value.text) + 1 for r in rows)])
+
+
+def compare_widths(data: CompareData) -> dict[str, int]:
+    """The comparison's canary and baseline columns: their longest value or name, and a space."""
+    return {
+        "canary": max([VALUE_MIN, cell_len(data.canary) + 1,
+                       *(cell_len(r.canary.text) + 1 for r in data.rows)]),
+        "baseline": max([VALUE_MIN, cell_len(data.baseline) + 1,
+                         *(cell_len(r.baseline.text) + 1 for r in data.rows)]),
+    }
 
 
 __all__ = [

@@ -12,10 +12,6 @@ colours come from the theme (``$success``, ``$warning``, ``$error``,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from console.model.live import SignalValue
-
 HEALTH_STYLE = {
     "up": ("● up", "green"),
     "degraded": ("▲ degraded", "yellow"),
@@ -62,7 +58,12 @@ def state_class(state: str) -> str:
     return name if name in STATE_CLASSES else ""
 
 
-def signal_counts(signals: Iterable[SignalValue]) -> tuple[int, int]:
-    """How many of ``signals`` are critical and how many are at warning, in that order."""
-    states = [s.state for s in signals]
-    return states.count("critical"), states.count("warning")
+
+TROUBLE_STYLE = {
+    "down": "bold $error",
+    "critical": "$error",
+    "warning": "$warning",
+    "stale": "italic $text-muted",
+    "ok": "$success",
+}
+"""Trouble -> Textual markup style (theme colours) for the header's summary."""
