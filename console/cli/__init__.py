@@ -27,6 +27,8 @@ _MODULES = (
     "console.cli.audit",
     "console.cli.db",
     "console.cli.flag",
+    "console.cli.rollout",
+    "console.cli.watch",
     "console.cli.secret",
 )
 

@@ -7,7 +7,9 @@ The JSON shape is stable and documented in the README::
                    "source": "live" | "probe", "writer", "health_since",
                    "signals": [{"name", "label", "value", "unit", "source", "age_s",
                                 "stale", "state", "detail", "threshold"}]}],
-     "flags": [...], "rollouts": [], "incidents": [], "notes": [str]}
+     "flags": [...], "rollouts": [...], "incidents": [], "notes": [str]}
+
+(``rollouts``: :func:`console.engine.status.rollout_json`, shape in the README.)
 
 The exit status follows the monitoring-plugin convention that Nagios, Icinga
 and Sensu checks use, so ``conn status`` can be a check as it is:
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from console.cli.common import add_config_option, command_context, fail
+from console.cli.rollout import status_line
 from console.engine.core import Engine
 from console.engine.status import status_document
 from console.errors import ConsoleError
@@ -164,6 +167,8 @@ async def _status(args: argparse.Namespace) -> int:
         print(clean_text(redact(line), limit=300))
     for flag in document["flags"]:
         print(clean_text(redact(f"  flag {flag.get('name')}: {flag.get('summary', '')}"), limit=300))
+    for rollout in document["rollouts"]:
+        print(clean_text(redact(f"  {status_line(rollout, document['generated_at'])}"), limit=400))
     findings = f" — {'; '.join(judged.findings)}" if judged.findings else ""
     print(clean_text(redact(f"overall: {judged.word}{findings}"), limit=300))
     return code

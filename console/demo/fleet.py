@@ -58,6 +58,11 @@ class FleetInfo:
     """Service name -> base URL (``http://127.0.0.1:PORT``), in fleet order."""
 
 
+DEMO_WINDOW = 10.0
+"""Seconds of traffic behind each health-JSON metric: short, so an injected fault shows in
+the console within a few seconds (a real service's "last minute" would take a minute)."""
+
+
 class DemoFleet:
     """Starts, controls and stops the demo services.
 
@@ -77,7 +82,7 @@ class DemoFleet:
         flag_file: Path | None = None,
         *,
         ports: Mapping[str, int] | None = None,
-        window_s: float = 60.0,
+        window_s: float = DEMO_WINDOW,
         seed: int | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).expanduser().resolve()

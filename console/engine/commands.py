@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from console.errors import CommandError
 from console.model.events import Actor, Event
+from console.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -161,5 +162,6 @@ class CommandBus:
         self.check(command, actor)
         result = await handler(command, actor)
         if result.changed:
-            log.info("%s by %s: %s", command.summary, actor, result.message)
+            because = f" — {redact(command.reason.strip())}" if command.reason.strip() else ""
+            log.info("%s by %s: %s%s", command.summary, actor, result.message, because)
         return result

@@ -333,6 +333,15 @@ class Engine:
         """
         return self._flags.view(name, self.flag_file.status)
 
+    def rollout(self, name: str) -> RolloutPanel:
+        """One rollout as it is now (a query): its state, plan and the leader's latest verdicts.
+
+        Raises:
+            CommandError: no such rollout; the message suggests a near name.
+        """
+        state = self._rollouts.state(name)
+        return RolloutPanel(name, state, self.config.rollouts[name], self._rollout_live.get(name))
+
     async def check_flag_file(self) -> None:
         """Look at this machine's flagd file again (edited by hand?) and show what is found."""
         await self.flag_file.check()

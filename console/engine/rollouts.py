@@ -13,6 +13,8 @@ each second or an operator's advance asks "does the gate pass now?".
 from __future__ import annotations
 
 import logging
+import math
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -69,6 +71,9 @@ log = logging.getLogger(__name__)
 
 EVALUATION_INTERVAL = 1.0
 """Seconds between the leader's evaluations of every active rollout."""
+
+MAX_FINE = 3600
+"""Most per-evaluation samples kept per signal (an hour at one a second)."""
 
 
 # --- the projection --------------------------------------------------------------
@@ -243,6 +248,9 @@ class RolloutEvaluator:
         self._clock = clock
         self._live = live
         self._parsed: dict[str, Criterion] = {}
+        self._fine: dict[tuple[str, str], deque[Sample]] = {}
+        """The live values seen at each evaluation (this process only): finer than the
+        history's 10 s slices, so "for 10s" is judged to the second, not to the slice."""
 
     def criterion(self, rollout: RolloutConfig, text: str) -> Criterion:
         if text not in self._parsed:
@@ -272,16 +280,25 @@ class RolloutEvaluator:
         slices = await self._store.read_history(since=now - span, services=services)
         signals = {c.signal for c in criteria}
 
+        keep = int(span / EVALUATION_INTERVAL) + 10
+
         def observed(service: str) -> dict[str, Sequence[Sample]]:
             mine = [s for s in slices if s.service == service]
             live = self._live(service)
             out: dict[str, Sequence[Sample]] = {SERVICE: service_series(mine, now=now)}
             for signal in signals:
-                series = list(signal_series(mine, signal, now=now))
+                fine = self._fine.setdefault((service, signal), deque(maxlen=min(keep, MAX_FINE)))
+                if fine.maxlen is not None and fine.maxlen < min(keep, MAX_FINE):
+                    fine = self._fine[(service, signal)] = deque(fine, maxlen=min(keep, MAX_FINE))
                 value = live.signal(signal) if live is not None else None
-                if value is not None:
-                    series.append(live_sample(value, now))
-                out[signal] = tuple(series)
+                if value is not None and (not fine or fine[-1].at < now):
+                    fine.append(live_sample(value, now))
+                while fine and fine[0].at < now - span:
+                    fine.popleft()
+                # The history up to where this process's own finer samples begin.
+                first = fine[0].at if fine else math.inf
+                series = [x for x in signal_series(mine, signal, now=now) if x.at < first]
+                out[signal] = (*series, *fine)
             return out
 
         step = max(float(SLICE_SECONDS), self._config.services[rollout.canary].interval)

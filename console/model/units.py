@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime, timedelta
+from datetime import time as clock_time
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
@@ -48,6 +50,37 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+
+
+UNTIL_EXAMPLES = "a duration from now (30m, 2h), a time of day (17:00) or an ISO-8601 time (2026-11-29T17:00Z)"
+
+
+def parse_until(text: str, now: float) -> float:
+    """When a hold ends: a duration from ``now`` ("30m"), an ISO-8601 date and time, or a
+    time of day (the next one: "17:00" tonight, or tomorrow once it has passed); local
+    time unless it says.
+
+    Raises:
+        ValueError: none of these (the message shows each form).
+    """
+    text = text.strip()
+    try:
+        return now + parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            of_day = clock_time.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a time: give {UNTIL_EXAMPLES}") from None
+        zone = of_day.tzinfo or datetime.fromtimestamp(now).astimezone().tzinfo
+        today = datetime.fromtimestamp(now, zone).date()
+        moment = datetime.combine(today, of_day.replace(tzinfo=None), zone)
+        if moment.timestamp() <= now:
+            moment += timedelta(days=1)
+    return (moment if moment.tzinfo else moment.astimezone()).timestamp()
 
 
 def parse_percent(value: Any) -> float:

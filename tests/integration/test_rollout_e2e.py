@@ -106,6 +106,17 @@ async def fault(info: FleetInfo, service: str, faults: dict[str, object]) -> Non
         (await client.post(f"{info.urls[service]}/_demo/faults", json=faults)).raise_for_status()
 
 
+async def advance_when_ready(config_path: Path, reason: str = "next stage") -> None:
+    """`conn advance` until the stage has baked and its actions are done (a captain retrying)."""
+    deadline = time.monotonic() + 40
+    while True:
+        advanced = await asyncio.to_thread(conn, config_path, "advance", "checkout", "--reason", reason, "--yes")
+        if advanced.returncode == 0:
+            return
+        assert time.monotonic() < deadline, advanced.stderr
+        await asyncio.sleep(1)
+
+
 async def types(store: EventStore) -> list[str]:
     return [e.type for e in await store.read_stream("rollout/checkout")]
 
@@ -126,8 +137,11 @@ async def test_a_bad_canary_is_rolled_back_by_itself_and_a_good_one_completes(
     # A release captain starts the rollout from another process (the CLI's engine).
     async with Engine(load_config(config_path)[0], store, lead=False, follow=False) as captain:
         await captain.execute(AdvanceRollout(rollout="checkout", reason="release 1.43"))
-    await until(lambda: agent.saw("set checkout_v2") or agent.saw("checkout_v2"), within=15,
-                what="the leader sets the flag for stage 1")
+    await until(lambda: agent.saw("carry out checkout's actions"), within=15,
+                what="the leader carries out stage 1 (the flag's audience)")
+    # Stage 2: 10 % of the simulated users go to the canary (stage 1 is five people).
+    await advance_when_ready(config_path)
+    await until(lambda: agent.saw("set checkout_v2 to 10"), within=15, what="10 % of users on the canary")
     await fault(info, "checkout-canary", {"error_rate": 0.3})
     await until(lambda: agent.saw("roll back checkout by conn-auto"), within=45,
                 what="the leader rolls back by itself")
@@ -154,18 +168,8 @@ async def test_a_bad_canary_is_rolled_back_by_itself_and_a_good_one_completes(
     await asyncio.sleep(12)  # the 10 s windows drain
     result = await asyncio.to_thread(conn, config_path, "advance", "checkout", "--reason", "run 2", "--yes")
     assert result.returncode == 0, result.stderr
-    for _ in range(4):
-        done = await asyncio.to_thread(conn, config_path, "status", "--json", "--no-fail")
-        if '"phase": "complete"' in done.stdout:
-            break
-        deadline = time.monotonic() + 30
-        while True:
-            advanced = await asyncio.to_thread(
-                conn, config_path, "advance", "checkout", "--reason", "next stage", "--yes")
-            if advanced.returncode == 0:
-                break
-            assert time.monotonic() < deadline, advanced.stderr
-            await asyncio.sleep(1)
+    for _ in range(4):  # internal → 10 % → 50 % → 100 % → complete
+        await advance_when_ready(config_path)
     assert "RolloutCompleted" in await types(store)
     percent = (await store.read_stream("flag/checkout_v2"))[-1].payload["after"]["on_weight"]
     assert percent == 10_000
@@ -178,9 +182,7 @@ async def test_prometheus_down_holds_and_never_rolls_back(
     and neither passes nor rolls back."""
     _, info = fast_fleet
     text = quick_config(info, tmp_path).read_text()
-    text = text.replace("[rollouts.checkout.gate]\n", "[rollouts.checkout.gate]\n", 1)
-    text = text.replace('environment = "demo"', 'environment = "demo"\n\n'
-                        '[sources.prometheus]\nurl = "http://127.0.0.1:9"\ninterval = "1s"\ntimeout = "1s"')
+    text += '\n[sources.prometheus]\nurl = "http://127.0.0.1:9"\ninterval = "1s"\ntimeout = "1s"\n'
     text += '\n[services.checkout-canary.signals.queue_depth]\npromql = "queue_depth{service=\\"{service}\\"}"\n'
     text = text.replace('criteria = ["error_rate > 5% for 10s"', 'criteria = ["queue_depth > 100", "error_rate > 5% for 10s"')
     path = tmp_path / "prometheus-down.toml"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,10 @@ def problems(text: str) -> list[str]:
 
 def test_example_config_validates() -> None:
     config, _ = load_config(ROOT / "config.example.toml")
-    assert set(config.services) == {"checkout", "checkout-canary", "payments", "search"}
+    assert set(config.services) == {
+        "checkout", "checkout-canary", "payments", "search", "appointments", "appointments-canary",
+        "pulse", "pulse-canary",
+    }
     assert config.services["checkout-canary"].baseline == "checkout"
     assert config.thresholds_for("checkout")["p95"].critical == 375.0  # profile beats defaults
     assert config.thresholds_for("payments")["error_rate"].warning == 1.0
@@ -39,6 +43,31 @@ def test_example_config_validates() -> None:
         "p95": ("metrics.p95_ms", 1.0),
         "error_rate": ("metrics.error_rate", 100.0),
     }
+
+
+def test_example_config_carries_the_plans_as_rollouts_that_pass_conn_check(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from console.cli.check import handle
+
+    config, _ = load_config(ROOT / "config.example.toml")
+    plans = {name: (r.flag, [s.percent for s in r.stages], r.max_detection) for name, r in config.rollouts.items()}
+    assert plans == {
+        "calendar-refactor": ("calendar_refactor", [0, 10, 50, 100], None),           # plan 000
+        "checkout": ("checkout_v2", [10, 25, 50, 75, 100], 90.0),                     # plan 002
+        "perf-circuit-breaker": ("circuit_breaker_v2", [10, 50, 100], 660.0),         # plan 001
+        "perf-conditional-loading": ("conditional_loading", [10, 50, 100], 660.0),
+        "pulse-voice": ("voiceMessages", [0, 25, 50, 100], 360.0),                    # plan 004
+    }
+    assert config.rollouts["checkout"].gate.criteria == [
+        "p95 < 500ms", "error_rate < 0.1%", "cache_hit_rate > 70%", "memory_pct < 70%"]
+    assert config.rollouts["pulse-voice"].abort.criteria == [
+        "error_rate > 5% for 5m", "health_failures > 3 within 5m", "p95 > 1.5x baseline"]
+    assert config.rollouts["perf-conditional-loading"].abort.criteria == [
+        "p95 > 15s", "error_rate > 1.5x baseline", "circuit_breaker_opens increase > 5 within 10m"]
+    assert handle(argparse.Namespace(config=str(ROOT / "config.example.toml"))) == 0  # budgets within limits
+    printed = capsys.readouterr().out
+    assert "abort.criteria[0]    error_rate > 5% for 5m         rollback  ≤ 5m 33s" in printed
 
 
 def test_durations_and_defaults() -> None:
