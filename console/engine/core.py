@@ -134,6 +134,11 @@ class Engine:
             export=self.flag_file, clock=self.clock,
         ).handlers())
         self._rollout_live: dict[str, RolloutLive] = {}
+        self._rollout_input = asyncio.Event()
+        """Set when a canary's or a baseline's live value is written: the rollout duty wakes."""
+        self._rollout_services = {
+            name for plan in config.rollouts.values() for name in (plan.canary, plan.baseline) if name
+        }
         self.rollout_evaluator = RolloutEvaluator(config, store, self.clock, self._live_of)
         self._bus.register(RolloutCommands(
             store=store, projections=self.projections, rollouts=self._rollouts,
@@ -273,6 +278,7 @@ class Engine:
             self.config, rollouts=self._rollouts, evaluator=self.rollout_evaluator,
             execute=lambda command, actor: self.execute(command, actor=actor),
             actor=self.auto_actor, clock=self.clock, write_live=self._write_rollout_live,
+            wake=self._rollout_input,
         ).start(stack, self._supervisor, report=lambda problem: self._set_problem("rollouts", problem))
 
     async def _leading_changed(self, leading: bool) -> None:
@@ -291,6 +297,8 @@ class Engine:
         self._views[name] = replace(
             self._views[name], live=live, updated_at=at, writer=self.label, problem=None
         )
+        if name in self._rollout_services:
+            self._rollout_input.set()
         try:
             await self.store.write_live(name, live.model_dump(mode="json"), at=at, writer=self.label)
             self._set_problem("write", None)

@@ -21,6 +21,7 @@ is checked, recorded and attributed like any operator's.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -48,6 +49,9 @@ from console.model.rollouts import auto_advance_due, hold_expired, pending_actio
 
 log = logging.getLogger(__name__)
 
+MIN_GAP = 0.2
+"""Least seconds between two evaluations, however often canaries report."""
+
 Execute = Callable[[Command, Actor], Awaitable[CommandResult]]
 LiveWriter = Callable[[str, RolloutLive], Awaitable[None]]
 
@@ -68,6 +72,7 @@ class RolloutDuty:
     def __init__(
         self, config: ConnConfig, *, rollouts: RolloutProjection, evaluator: RolloutEvaluator,
         execute: Execute, actor: Actor, clock: Clock, write_live: LiveWriter,
+        wake: asyncio.Event | None = None,
     ) -> None:
         self._config = config
         self._rollouts = rollouts
@@ -76,6 +81,8 @@ class RolloutDuty:
         self._actor = actor
         self._clock = clock
         self._write_live = write_live
+        self._wake = wake or asyncio.Event()
+        """Set when a canary's or baseline's live value changes: judge at once, not at the next tick."""
         self._watch: dict[str, _Watch] = {}
 
     def start(self, stack: contextlib.AsyncExitStack, supervisor: Supervisor, report: Reporter) -> None:
@@ -83,9 +90,14 @@ class RolloutDuty:
             return
 
         async def step() -> float:
+            # A new value of a canary (or its baseline) is judged as soon as it is written,
+            # and every rollout at least once per EVALUATION_INTERVAL.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=EVALUATION_INTERVAL)
+            self._wake.clear()
             for name in self._config.rollouts:
                 await self.tick(name)
-            return EVALUATION_INTERVAL
+            return MIN_GAP
 
         task = supervisor.spawn(keep_going("rollouts", step, report, retry=EVALUATION_INTERVAL), "rollouts")
         stack.push_async_callback(supervisor.cancel, [task])
@@ -134,6 +146,7 @@ class RolloutDuty:
                           "since": verdict.since, "evidence": verdict.evidence},
             ))
             self._watch[name] = _Watch(run=state.run)
+            await self._act(ProgressRollout(rollout=name))  # the flag off now, not next tick
         elif trigger is None and not held and judgement.gate_passing and auto_advance_due(state, plan, now):
             await self._act(AdvanceRollout(rollout=name, reason="baked and the gate passes"))
         state = self._rollouts.state(name)
