@@ -58,7 +58,7 @@ class FleetInfo:
     """Service name -> base URL (``http://127.0.0.1:PORT``), in fleet order."""
 
 
-DEMO_WINDOW = 10.0
+DEMO_WINDOW = 20.0
 """Seconds of traffic behind each health-JSON metric: short, so an injected fault shows in
 the console within a few seconds (a real service's "last minute" would take a minute)."""
 

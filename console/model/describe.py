@@ -69,7 +69,52 @@ def describe_change(event: Event) -> str:
         described = _flag_changed(before, after) or _change_word(payload) or "no change"
     elif event.type in (GROUP_CREATED, GROUP_CHANGED) and after is not None:
         described = _group(event, payload, before, after)
+    elif event.type in _ROLLOUT:
+        described = _rollout(event.type, payload)
     return described if described is not None else _fallback(event.type, payload)
+
+
+# --- rollouts ------------------------------------------------------------------------
+
+_ROLLOUT = frozenset({
+    "RolloutStarted", "StageEntered", "RolloutAdvanced", "RolloutHeld", "RolloutResumed",
+    "RollbackStarted", "RollbackFinished", "RolloutCompleted", "ActionStarted",
+    "ActionFinished", "ActionFailed",
+})
+
+
+def _rollout(kind: str, payload: Mapping[str, Any]) -> str | None:
+    """A rollout event in words: "run 2 started", "stage 2 (10%) entered", "rollback started (automatic: …)"."""
+    run = payload.get("run")
+    run_text = f"run {run}" if isinstance(run, int) and not isinstance(run, bool) else "a run"
+    if kind == "RolloutStarted":
+        stages = _keys(payload.get("stages"))
+        return f"{run_text} started" + (f" ({_clean(' → '.join(stages[:6]))})" if stages else "")
+    if kind == "StageEntered":
+        index, name = payload.get("index"), payload.get("name")
+        number = f"stage {index + 1}" if isinstance(index, int) and not isinstance(index, bool) else "a stage"
+        return f"{number} ({_clean(name)}) entered" if isinstance(name, str) else f"{number} entered"
+    if kind == "RolloutAdvanced":
+        override = payload.get("override")
+        over = f" over a failing gate: {_clean(override)}" if isinstance(override, str) and override else ""
+        who = " (automatic)" if payload.get("automatic") is True else ""
+        return f"advanced{who}{over}"
+    if kind == "RolloutHeld":
+        return "held" + (" (with an expiry)" if payload.get("until") is not None else "")
+    if kind == "RolloutResumed":
+        return "hold expired" if payload.get("expired") is True else "resumed"
+    if kind == "RollbackStarted":
+        criterion = payload.get("criterion")
+        how = "automatic" if payload.get("automatic") is True else "by hand"
+        return f"rollback started ({how}" + (f": {_clean(criterion)})" if isinstance(criterion, str) else ")")
+    if kind == "RollbackFinished":
+        return f"{run_text} rolled back"
+    if kind == "RolloutCompleted":
+        return f"{run_text} complete"
+    action, detail = payload.get("action"), payload.get("detail") or payload.get("error") or payload.get("description")
+    name = _clean(action) if isinstance(action, str) else "an action"
+    verb = {"ActionStarted": "started", "ActionFinished": "done", "ActionFailed": "FAILED"}[kind]
+    return f"{name} {verb}" + (f": {_clean(detail)}" if isinstance(detail, str) and detail else "")
 
 
 # --- flags -----------------------------------------------------------------------------
@@ -176,3 +221,8 @@ def _keys(value: object) -> list[str]:
     if not isinstance(value, list | tuple):
         return []
     return [k if isinstance(k, str) else str(k) for k in value]
+
+
+def _clean(value: object) -> str:
+    """One short clean line of outside text (a stage name, a reason, an action's output)."""
+    return clean_text(str(value), 120).strip()

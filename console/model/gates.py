@@ -468,7 +468,7 @@ def _sustained(criterion: Criterion, observations: Observations) -> _Finding:
         if not broken:
             covered = now - series[0].at
             found.unknown = _Unknown("no_data", f"{criterion.signal}: history covers "
-                                     f"{span_text(covered)} of {span_text(need)}")
+                                     f"{span_text(round(covered))} of {span_text(need)}")
             return found
     found.holds = False
     return found
@@ -532,7 +532,7 @@ def _window_count(
     out = _WindowCount(samples=len(series))
     start = series[0].at - observations.step  # a sample stands for the slice it ends
     if start > now - need:
-        out.unknown = _Unknown("no_data", f"{what}: history covers {span_text(now - start)} "
+        out.unknown = _Unknown("no_data", f"{what}: history covers {span_text(round(now - start))} "
                                f"of {span_text(need)}")
     for older, newer in pairwise(series):
         if newer.at - older.at > gap and out.unknown is None:
@@ -590,7 +590,7 @@ def _evidence(
         joiner = " " if found.holds else ", "
         return f"{subject} {value}{joiner}{relation} {level}{relative} within {span_text(criterion.seconds)}{counted}"
     if criterion.window == "for" and found.since is not None:
-        since = f"since {time_text(found.since)}" if time_text else f"held {span_text(now - found.since)}"
+        since = f"since {time_text(found.since)}" if time_text else f"held {span_text(round(now - found.since))}"
         duration = span_text(criterion.seconds)
         if found.holds:
             return (f"{subject} {value} {op} {level}{relative} for {duration} "

@@ -17,6 +17,7 @@ from textual.worker import Worker, WorkerState
 from console.engine.core import Engine
 from console.engine.snapshot import Snapshot
 from console.model.clock import Clock, SystemClock
+from console.ui.alerts import RolloutAlerts
 from console.ui.screens.dashboard import DashboardScreen
 from console.ui.text import safe_markup
 from console.ui.themes import CONN_THEMES
@@ -66,6 +67,7 @@ class ConnApp(App[None]):
         self._owns_engine = False
         self.pump_failure: str | None = None
         """Why the console stopped receiving snapshots, once it has."""
+        self._alerts = RolloutAlerts()
 
     async def on_mount(self) -> None:
         for theme in CONN_THEMES:
@@ -77,8 +79,8 @@ class ConnApp(App[None]):
             # The app owns an engine it was handed unstarted: start it in this loop.
             await self.engine.start()
             self._owns_engine = True
+        self.push_screen(DashboardScreen())  # first: the first snapshot's alerts know what is shown
         self.snapshot = self.engine.snapshot
-        self.push_screen(DashboardScreen())
         self.run_worker(self._pump(), name="snapshots", exit_on_error=False, group="engine")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -101,11 +103,30 @@ class ConnApp(App[None]):
         async for snapshot in self.engine.snapshots():
             self.snapshot = snapshot
 
+    def watch_snapshot(self, snapshot: Snapshot | None) -> None:
+        """Rollbacks ring the bell and show a toast on every console, whatever screen is open."""
+        if snapshot is None:
+            return
+        on_dashboard = bool(self.screen_stack) and isinstance(self.screen, DashboardScreen)
+        for alert in self._alerts.observe(snapshot, self.clock.now(), countdown_shown=on_dashboard):
+            if alert.bell:
+                self.bell()
+            self.notify(safe_markup(alert.message, limit=400), title=safe_markup(alert.title),
+                        severity="error", timeout=alert.timeout)
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Conn's own commands in the palette (ctrl+p), beside Textual's."""
         yield from super().get_system_commands(screen)
         yield SystemCommand("Feature flags", "Open the flags screen (f)", self.action_flags)
         yield SystemCommand("Keys", "Every key and what it does (?)", self.action_help)
+        for name in self.engine.config.rollouts:
+            for kind, title, help_text in (
+                ("advance", "advance", "Advance to the next stage, or start a run (a)"),
+                ("hold", "hold or resume", "Hold it with a reason, or resume it (h)"),
+                ("rollback", "roll back", "Roll it back: type its name to confirm (R)"),
+            ):
+                yield SystemCommand(f"Rollout {name}: {title}", help_text,
+                                    partial(self._rollout_command, name, kind))
         for name in self.engine.config.services:
             yield SystemCommand(
                 f"Service: {name}", f"Show {name} in detail on the dashboard",
@@ -121,6 +142,20 @@ class ConnApp(App[None]):
             # Dialogs on the way are dismissed with None: each one's caller reads "cancelled".
             dashboard.pop_until_active()
         dashboard.select(name)
+
+    def _rollout_command(self, name: str, kind: str) -> None:
+        """A rollout command from the palette: back to the dashboard, that rollout shown, its dialog."""
+        dashboard = next((s for s in self.screen_stack if isinstance(s, DashboardScreen)), None)
+        if dashboard is None:
+            return
+        dashboard.pick(name)
+        if self.screen is dashboard:
+            dashboard.run_rollout(kind, name)
+            return
+        # The screens above are popped by a queued callback: open the dialog after it,
+        # or the pop would dismiss the dialog too.
+        dashboard.pop_until_active()
+        self.call_later(dashboard.run_rollout, kind, name)
 
     def action_flags(self) -> None:
         from console.ui.screens.flags import FlagsScreen

@@ -102,7 +102,7 @@ def test_groups_say_how_many_keys_and_what_moved() -> None:
 @pytest.mark.parametrize(
     ("kind", "payload", "text"),
     [
-        ("RolloutStarted", {"stage": 1}, "RolloutStarted"),
+        ("ReleaseStarted", {"stage": 1}, "ReleaseStarted"),
         ("IncidentOpened", {"change": "sev2"}, "IncidentOpened (sev2)"),
         ("FlagChanged", {"percent": 10}, "FlagChanged"),  # an old or foreign shape
         ("FlagChanged", {"change": "kill", "before": None, "after": None}, "FlagChanged (kill)"),
@@ -169,3 +169,24 @@ def test_the_line_a_concurrency_error_shows_says_what_the_winner_changed() -> No
     line = event(kind, payload).describe()
     assert line == "alice 10% → 75% on flag/checkout_v2 v3 at 2026-01-01 00:00:00Z (because)"
     assert event("stage.advanced", {}).describe().startswith("alice stage.advanced on ")
+
+
+def test_rollout_events_read_as_what_happened() -> None:
+    from console.model.describe import describe_change
+    from console.model.events import Event
+
+    def event(kind: str, payload: dict[str, object]) -> Event:
+        return Event(1, "id", "rollout/checkout", 1, kind, 0.0, "alice", "", payload, "0" * 64, "0" * 64)
+
+    assert describe_change(event("RolloutStarted", {"run": 2, "stages": ["internal", "10%"]})) == (
+        "run 2 started (internal → 10%)")
+    assert describe_change(event("StageEntered", {"run": 1, "index": 1, "name": "10%"})) == "stage 2 (10%) entered"
+    assert describe_change(event("RolloutAdvanced", {"override": "hotfix", "automatic": False})) == (
+        "advanced over a failing gate: hotfix")
+    assert describe_change(event("RollbackStarted", {"automatic": True, "criterion": "error_rate > 5% for 5m"})) == (
+        "rollback started (automatic: error_rate > 5% for 5m)")
+    assert describe_change(event("RollbackFinished", {"run": 1})) == "run 1 rolled back"
+    assert describe_change(event("ActionFailed", {"action": "run1/rollback/action1",
+                                                  "error": "exit 1\x1b[31m: boom"})) == (
+        "run1/rollback/action1 FAILED: exit 1: boom")
+    assert describe_change(event("ActionStarted", {"action": 7})) == "an action started"

@@ -48,13 +48,17 @@ class ConfirmModal(ModalScreen[ConfirmResult | None]):
         type_to_confirm: str | None = None,
         require_reason: bool = True,
         confirm_label: str = "Confirm",
+        focus_cancel: bool = False,
     ) -> None:
+        """``focus_cancel``: start on Cancel, and leave Confirm out of the Tab order, so
+        Tab goes from Cancel to the first field and only Enter in a field confirms."""
         super().__init__()
         self._title = title
         self._body = body
         self._type_to_confirm = type_to_confirm
         self._require_reason = require_reason
         self._confirm_label = confirm_label
+        self._focus_cancel = focus_cancel
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -68,13 +72,16 @@ class ConfirmModal(ModalScreen[ConfirmResult | None]):
             yield Static("", id="confirm-error", classes="error")
             with Horizontal():
                 yield Button("Cancel", id="cancel", variant="primary")
-                yield Button(self._confirm_label, id="confirm", variant="error")
+                confirm = Button(self._confirm_label, id="confirm", variant="error")
+                confirm.can_focus = not self._focus_cancel
+                yield confirm
 
     def on_mount(self) -> None:
         # Keystrokes go to the first field; no single key can confirm, because an
-        # empty reason or a mistyped name is refused. Without fields, Cancel has focus.
+        # empty reason or a mistyped name is refused. Without fields, Cancel has focus;
+        # a destructive dialog may ask for Cancel first (Tab then reaches the fields).
         fields = self.query(Input)
-        if fields:
+        if fields and not self._focus_cancel:
             fields.first().focus()
         else:
             self.query_one("#cancel", Button).focus()

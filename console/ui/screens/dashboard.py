@@ -11,6 +11,13 @@ more than there is, the activity gives up lines down to its rule and two
 events before the detail cuts anything (and the detail cuts rows before it
 drops a column header).
 
+With rollouts configured, the rollout panel sits under the services table
+(compact at 80x24, full from ``FULL_MIN_HEIGHT`` rows; the detail and the
+activity share what is left, as before), and an automatic rollback counting
+down puts a line in the error colour under the header. ``a``, ``h`` and ``R``
+act on the rollout the panel shows (:mod:`console.ui.rollout_commands`);
+``enter`` on a criterion row opens the why view.
+
 The services table is ordered worst first (``[ui] order``; the `o` key
 switches to config order and back), and the header counts the services in
 each trouble; both come from :mod:`console.model.triage`, judged once per
@@ -19,7 +26,7 @@ snapshot or tick here and handed down.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -30,14 +37,18 @@ from textual.binding import Binding
 from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
+from textual.worker import Worker, WorkerState
 
-from console.engine.snapshot import Snapshot
+from console.engine.snapshot import RolloutPanel, Snapshot
 from console.errors import ActionError
 from console.model import triage
 from console.model.describe import describe_change
 from console.model.sanitize import clean_text
+from console.ui import rollout_commands
 from console.ui.modals.fault import describe_faults
 from console.ui.text import safe_markup, safe_text
+from console.ui.widgets.rollout_panel import FULL_MIN_HEIGHT, RolloutPane
+from console.ui.widgets.rollout_text import countdowns, urgency
 from console.ui.widgets.service_detail import (
     WIDE_MIN_WIDTH,
     ServiceDetail,
@@ -118,7 +129,13 @@ class DashboardScreen(Screen[None]):
     # The fault keys are bound twice under the same ids (so a [keymap] moves both):
     # in `conn demo` they act; anywhere else the hidden twin says why nothing happens.
     # The order key is bound twice the same way: the footer names what it switches to.
+    # The rollout keys stay out of the footer (at 80 columns it would push out `?`): the
+    # panel names them where they apply ("a advances", "h hold, R roll back now").
     BINDINGS = [
+        Binding("a", "rollout('advance')", "Advance", id="rollout-advance", show=False),
+        Binding("h", "rollout('hold')", "Hold/resume", id="rollout-hold", show=False),
+        Binding("R", "rollout('rollback')", "Roll back", id="rollout-rollback", show=False),
+        Binding("r", "next_rollout", "Next rollout", id="rollout-next", show=False),
         Binding("o", "order('config')", "Config order", id="services-order"),
         Binding("o", "order('trouble')", "Worst first", id="services-order"),
         Binding("x", "demo_fault", "Fault", id="demo-fault", show=True),
@@ -133,6 +150,11 @@ class DashboardScreen(Screen[None]):
         text-overflow: ellipsis;
     }
     DashboardScreen #faults.-shown { display: block; }
+    DashboardScreen #countdown {
+        display: none; height: auto; max-height: 3; padding: 0 1;
+        background: $error; color: $text; text-style: bold;
+    }
+    DashboardScreen #countdown.-shown { display: block; }
     """
 
     def __init__(self) -> None:
@@ -140,11 +162,18 @@ class DashboardScreen(Screen[None]):
         self._activity: Text | None = None
         self._faults: dict[str, dict[str, object]] = {}
         self._faults_line: Text | None = None
+        self._countdown: str | None = None
+        self._picked: str | None = None
+        """The rollout the operator chose with `r`; None: the most urgent one."""
 
     def compose(self) -> ComposeResult:
+        config = self.conn.engine.config
         yield TopBar()
+        yield Static("", id="countdown")
         yield ServiceTable(id="services")
         yield Static("", id="faults")
+        if config.rollouts:
+            yield RolloutPane(config=config, demo=bool(self.conn.demo_urls), id="rollout")
         yield ServiceDetail(id="detail")
         yield Static("", id="activity")
         yield Footer()
@@ -159,6 +188,8 @@ class DashboardScreen(Screen[None]):
             self._read_faults(tuple(self.conn.demo_urls))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("rollout", "next_rollout"):
+            return self._rollout_key(action)
         if action == "order":
             return parameters != (self.query_one(ServiceTable).order,)
         if action in ("demo_fault", "demo_clear"):
@@ -179,6 +210,7 @@ class DashboardScreen(Screen[None]):
             return
         self.query_one(TopBar).snapshot = snapshot
         self._show_services(snapshot)
+        self._show_rollout(snapshot)
         self._show_detail()
         self._show_activity()
         # After the next layout: the table may have grown, and sizes are known then.
@@ -188,6 +220,7 @@ class DashboardScreen(Screen[None]):
         snapshot = self._snapshot
         if snapshot is not None:
             self._show_services(snapshot)  # rows go stale as the clock moves
+            self._show_rollout(snapshot)  # bake timers, holds and countdowns tick
             self.query_one(ServiceDetail).now = self._now()
 
     def _show_services(self, snapshot: Snapshot) -> None:
@@ -234,6 +267,13 @@ class DashboardScreen(Screen[None]):
         room = detail.outer_size.height + activity.outer_size.height
         if snapshot is None or not room:
             return
+        if self.conn.engine.config.rollouts:
+            pane = self.query_one(RolloutPane)
+            full = self.size.height >= FULL_MIN_HEIGHT
+            if pane.full != full:
+                pane.full = full  # its height changes: split the room once it has
+                self.call_after_refresh(self._fit)
+                return
         selected = self.query_one(ServiceTable).selected
         width = detail.size.width
         # Boxes with every detail on show, else boxes with long details cut, else one-line
@@ -251,9 +291,95 @@ class DashboardScreen(Screen[None]):
         activity.styles.height = "1fr"
         self.call_after_refresh(self._show_activity)  # as many events as now fit
 
-    @on(DataTable.RowHighlighted)
+    @on(DataTable.RowHighlighted, "#services")
     def _selected(self) -> None:
         self._show_detail()
+
+    # --- rollouts ------------------------------------------------------------------------
+
+    def shown_rollout(self, snapshot: Snapshot | None = None) -> RolloutPanel | None:
+        """The rollout on the panel: the one picked with `r`, else the most urgent."""
+        snapshot = snapshot or self._snapshot
+        if snapshot is None or not snapshot.rollouts:
+            return None
+        if self._picked is not None and (picked := snapshot.rollout(self._picked)) is not None:
+            return picked
+        now = self._now()
+        return min(snapshot.rollouts, key=lambda panel: urgency(panel, now))
+
+    def _show_rollout(self, snapshot: Snapshot) -> None:
+        """The countdown line (every rollout's) and the panel (the shown one's)."""
+        now = self._now()
+        lines = countdowns(snapshot.rollouts, now)
+        text = "\n".join(safe_markup(line, limit=400) for line in lines) if lines else None
+        if text != self._countdown:
+            self._countdown = text
+            widget = self.query_one("#countdown", Static)
+            widget.update(text or "")
+            widget.set_class(text is not None, "-shown")
+            self.call_after_refresh(self._fit)
+        panel = self.shown_rollout(snapshot)
+        if panel is None:
+            return
+        pane = self.query_one(RolloutPane)
+        names = [r.name for r in snapshot.rollouts]
+        pane.picked = (names.index(panel.name) + 1, len(names)) if len(names) > 1 else None
+        pane.now = now
+        pane.panel = panel
+
+    def _rollout_key(self, action: str) -> bool:
+        """The rollout keys work when rollouts are configured; `r` with more than one."""
+        snapshot = self._snapshot
+        if snapshot is None or not snapshot.rollouts:
+            return False
+        return action == "rollout" or len(snapshot.rollouts) > 1
+
+    def action_rollout(self, kind: str) -> None:
+        panel = self.shown_rollout()
+        if panel is not None:
+            self.run_rollout(kind, panel.name)
+
+    def run_rollout(self, kind: str, name: str) -> None:
+        """Start the dialog and command behind a rollout key (also from the command palette)."""
+        flows = {
+            "advance": rollout_commands.advance, "hold": rollout_commands.hold_or_resume,
+            "rollback": rollout_commands.roll_back,
+        }
+        self._rollout_flow(flows[kind], name)
+
+    @work(exclusive=True, exit_on_error=False, group="rollout")
+    async def _rollout_flow(
+        self, flow: Callable[[ConnApp, str], Awaitable[None]], name: str
+    ) -> None:
+        await flow(self.conn, name)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A rollout dialog's worker that dies says so (a bug, never silent)."""
+        if event.worker.group == "rollout" and event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(safe_markup(f"{type(error).__name__}: {error}", limit=400),
+                        severity="error", title="rollout command failed")
+
+    def action_next_rollout(self) -> None:
+        snapshot = self._snapshot
+        shown = self.shown_rollout()
+        if snapshot is None or shown is None:
+            return
+        names = [r.name for r in snapshot.rollouts]
+        self.pick(names[(names.index(shown.name) + 1) % len(names)])
+
+    def pick(self, name: str) -> None:
+        """Show the rollout called ``name`` on the panel (from `r` or the palette)."""
+        self._picked = name
+        if (snapshot := self._snapshot) is not None:
+            self._show_rollout(snapshot)
+            self.call_after_refresh(self._fit)
+
+    @on(RolloutPane.WhyRequested)
+    def _why(self, event: RolloutPane.WhyRequested) -> None:
+        from console.ui.screens.rollout_why import WhyScreen
+
+        self.app.push_screen(WhyScreen(event.rollout, event.role, event.text))
 
     # --- demo fault keys -----------------------------------------------------------------
 

@@ -12,17 +12,18 @@ from textual.widgets import Label, Static
 KEYS: tuple[tuple[str, str, str], ...] = (
     ("↑ ↓", "dashboard", "select a service"),
     ("o", "dashboard", "services worst first, or in config order"),
+    ("a", "rollout panel", "advance (override a failing gate: reason)"),
+    ("h R r", "rollout panel", "hold/resume · roll back (its name) · next"),
+    ("tab ⏎", "rollout panel", "criteria rows; why one passes or fails"),
     ("f", "anywhere", "feature flags"),
-    ("x", "conn demo", "inject a fault into the selected service"),
-    ("c", "conn demo", "clear the selected service's faults"),
+    ("x · c", "conn demo", "fault into / clear the selected service"),
     ("space", "flags", "turn the selected flag on or off (confirm)"),
     ("%", "flags", "set the rollout percentage (typed)"),
     ("k", "flags", "kill switch: type the flag's name"),
     ("e", "flags", "is key X in? shows the variant and why"),
-    ("?", "anywhere", "this help"),
+    ("? · q", "anywhere", "this help · quit"),
     ("Esc", "screens, dialogs", "back / cancel"),
-    ("q", "anywhere", "quit"),
-    ("ctrl+p", "anywhere", "palette: flags, keys, services, themes"),
+    ("ctrl+p", "anywhere", "palette: flags, rollouts, services, themes"),
 )
 
 
