@@ -35,7 +35,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from console.actions.flagd_file import FlagFile
-from console.config import ConnConfig
+from console.config import ConnConfig, criteria_of
 from console.engine.commands import Command, CommandBus, CommandResult, Policy, automatic_actor
 from console.engine.flags import (
     FlagCommands,
@@ -53,6 +53,7 @@ from console.engine.sampling import Sampling
 from console.engine.snapshot import FlagsView, Role, RolloutPanel, ServiceView, Snapshot
 from console.engine.supervisor import Supervisor
 from console.errors import ConsoleError, StoreError
+from console.model.backtest import Span, backtest, rules_of
 from console.model.clock import Clock, SystemClock
 from console.model.events import Actor
 from console.model.flagd import Evaluation
@@ -358,6 +359,31 @@ class Engine:
     def evaluate_flag(self, name: str, key: str) -> Evaluation:
         """What flagd answers for ``key`` on flag ``name`` now (a query: nothing is recorded)."""
         return self._flags.evaluate(name, key)
+
+    async def evaluation_history(
+        self, rollout: str, role: str, text: str, since: float
+    ) -> tuple[Span, ...]:
+        """How one criterion of ``rollout`` was judged since ``since``: its outcome spans.
+
+        Replayed from the signal history with the leader's own evaluation (the
+        backtest), so every console can show it and nothing extra is recorded.
+        """
+        plan = self.config.rollouts[rollout]
+        keyed = [(key, t) for key, t in criteria_of(plan)
+                 if t == text and key.startswith("abort.") == (role == "abort")][:1]
+        if not keyed:
+            return ()
+        canary = self.config.services[plan.canary]
+        rules = rules_of(plan, keyed, {k: spec.unit for k, spec in canary.signals.items()})
+        now = self.clock.now()
+        services = [plan.canary] + ([plan.baseline] if plan.baseline else [])
+        slices = await self.store.read_history(since=since - 600, services=services)
+        report = backtest(
+            rollout, rules, slices, canary=plan.canary, baseline=plan.baseline, since=since,
+            until=now, probe_interval=canary.interval, failure_limit=plan.gate.failure_limit,
+            grace=plan.grace,
+        )
+        return report.rules[0].spans if report.rules else ()
 
     async def history(
         self, service: str, signal: str, since: float, until: float | None = None

@@ -197,6 +197,12 @@ async def test_enter_on_a_criterion_opens_the_why_view_with_its_sparkline(rollou
                       "≤ 1m 22s (1m window + 10s for + 1s probe + 1s evaluation + 10s grace)"):
             assert shown in facts, shown
         assert "the rule's level 5.00%" in str(screen.query_one("#why-canary-legend", Static).render())
+        # Its evaluation history, replayed from the recorded slices: calm, then failing.
+        evaluations = screen.query_one("#why-evaluations", Static)
+        await until(pilot, lambda: "fail" in plain(evaluations), "the evaluation history")
+        history = plain(evaluations)
+        assert "replayed from the signal history" in history
+        assert history.index("pass") < history.rindex("fail"), history
         await pilot.press("escape")
         assert isinstance(rollout_app.screen, DashboardScreen)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 from rich.table import Table
@@ -53,6 +54,14 @@ if TYPE_CHECKING:
 
 SPAN = 15 * 60.0
 """Seconds of history the sparklines show."""
+
+EVALUATION_LINES = 4
+"""The newest outcome spans the why view lists."""
+
+
+def format_clock(at: float) -> str:
+    """A clock time as the activity panel shows it (local time, to the second)."""
+    return datetime.fromtimestamp(at).strftime("%H:%M:%S")
 
 _QUANTILES = {"p50": "50th", "p95": "95th", "p99": "99th"}
 
@@ -159,6 +168,7 @@ class WhyScreen(ModalScreen[None]):
             yield Label("", id="why-baseline-label", classes="label baseline")
             yield SparkText(id="why-baseline", classes="baseline")
             yield Static("", id="why-baseline-legend", classes="baseline")
+            yield Static("", id="why-evaluations")
             yield Label("Esc back · a bar per 10 s slice, newest at the right; · no value", classes="hint")
 
     def on_mount(self) -> None:
@@ -174,6 +184,25 @@ class WhyScreen(ModalScreen[None]):
     def _panel(self) -> RolloutPanel | None:
         snapshot = self.conn.snapshot
         return snapshot.rollout(self.rollout) if snapshot is not None else None
+
+    async def _evaluations(self, now: float) -> None:
+        """The criterion's outcomes over the last minutes, replayed from the signal history."""
+        target = self.query_one("#why-evaluations", Static)
+        try:
+            spans = await self.conn.engine.evaluation_history(self.rollout, self.role, self.text, now - SPAN)
+        except ConsoleError as e:
+            target.update(f"evaluations unavailable: {safe_markup(str(e), limit=300)}")
+            return
+        if not spans:
+            target.update("[dim]no evaluations in the recorded history yet[/]")
+            return
+        lines = [f"[b]evaluations[/b], last {span_text(SPAN)} (replayed from the signal history):"]
+        for span in spans[-EVALUATION_LINES:]:
+            lines.append(
+                f" {format_clock(span.start)}–{format_clock(span.end)} {span.outcome.replace('_', ' ')}"
+                f" · {safe_markup(span.evidence, limit=90)}"
+            )
+        target.update("\n".join(lines))
 
     def _units(self, panel: RolloutPanel) -> dict[str, str]:
         return canary_units(self.conn.engine.config, panel.plan)
@@ -261,6 +290,7 @@ class WhyScreen(ModalScreen[None]):
             series[part] = tuple(p.value for p in points)
         present = [v for values in series.values() for v in values if v is not None and math.isfinite(v)]
         high = max([*present, level or 0.0]) if present else None
+        await self._evaluations(now)
         for part, values in series.items():
             self.query_one(f"#why-{part}", SparkText).show(values, high=high)
             self.query_one(f"#why-{part}-legend", Static).update(
