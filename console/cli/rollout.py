@@ -38,17 +38,19 @@ from console.engine.rollouts import (
 )
 from console.engine.snapshot import RolloutPanel
 from console.engine.status import rollout_json
-from console.errors import CommandError, ConcurrencyError
+from console.errors import CommandError, ConcurrencyError, ConsoleError
 from console.model.backtest import backtest, report_lines, rules_of
-from console.model.gates import span_text
+from console.model.gates import Sample, span_text
 from console.model.history import ROLLUP_SECONDS, SLICE_SECONDS
 from console.model.live import is_fresh
 from console.model.rollout_config import RolloutConfig, stage_audience
 from console.model.sanitize import clean_text
+from console.model.signals import PROMETHEUS_SCALE
 from console.model.text import plural
 from console.model.units import parse_duration
 from console.model.units import parse_until as until_time
-from console.secrets import redact
+from console.secrets import get_secret, redact
+from console.sources.prometheus import PrometheusSource
 
 VERDICT_TIMEOUT = 2.0
 """Slack over the evaluation interval before verdicts count as old (the rollout panel's too)."""
@@ -259,18 +261,66 @@ async def _backtest(args: argparse.Namespace) -> int:
         services = [plan.canary] + ([plan.baseline] if plan.baseline else [])
         slices = await ctx.store.read_history(
             since=since - window - 3 * resolution, services=services, resolution=resolution)
+        extra = await _from_prometheus(
+            config, plan, {rule.criterion.signal for rule in rules}, since - window, now, resolution)
     report = backtest(
         args.name, rules, slices, canary=plan.canary, baseline=plan.baseline, since=since,
         until=now, probe_interval=canary.interval, resolution=resolution,
         failure_limit=plan.gate.failure_limit, evaluation_interval=EVALUATION_INTERVAL,
-        grace=plan.grace, time_text=_clock,
+        grace=plan.grace, time_text=_clock, extra=extra,
     )
+    filled = sum(len(samples) for signals in extra.values() for samples in signals.values())
+    if filled and not args.json:
+        print(f"note: {filled} samples of PromQL-fed signals came from Prometheus range queries")
     if args.json:
         print(redact(json.dumps(report.as_json(), indent=2, ensure_ascii=False)))
         return 0
     for line in report_lines(report, when):
         print(clean_text(redact(line), limit=600))
     return 0
+
+
+async def _from_prometheus(
+    config: ConnConfig, plan: RolloutConfig, signals: set[str], start: float, end: float, step: float
+) -> dict[str, dict[str, list[Sample]]]:
+    """PromQL-fed signals of the canary (and baseline) over the span, from Prometheus itself.
+
+    The recorded history has what the leader saw; a range query fills what it
+    did not record (before the history began, or while no leader ran). A
+    Prometheus that cannot answer leaves the history alone, with a note.
+    """
+    prometheus = config.sources.prometheus
+    if prometheus is None:
+        return {}
+    wanted: dict[str, dict[str, tuple[str, float]]] = {}
+    for service in filter(None, (plan.canary, plan.baseline)):
+        spec = config.services[service]
+        for signal in signals:
+            named = spec.signals.get(signal)
+            query = named.promql if named is not None else getattr(spec.queries, signal, None)
+            if query:
+                scale = named.scale if named is not None else PROMETHEUS_SCALE.get(signal, 1.0)
+                wanted.setdefault(service, {})[signal] = (query, scale)
+    out: dict[str, dict[str, list[Sample]]] = {}
+    if not wanted:
+        return out
+    async with PrometheusSource(prometheus, secret_lookup=get_secret) as source:
+        for service, queries in wanted.items():
+            quoted = service.replace("\\", "\\\\").replace('"', '\\"')
+            for signal, (query, scale) in queries.items():
+                try:
+                    points = await source.query_range(  # on the evaluations' grid
+                        query.replace("{service}", quoted), start=math.floor(start / step) * step,
+                        end=end, step=step)
+                except ConsoleError as e:
+                    print(clean_text(f"note: {service} {signal}: {e}; using the recorded history only",
+                                     limit=300), file=sys.stderr)
+                    continue
+                out.setdefault(service, {})[signal] = [
+                    Sample(at, None if value is None else value * scale, "ok" if value is not None else "no_data")
+                    for at, value in points
+                ]
+    return out
 
 
 def _clock(at: float) -> str:

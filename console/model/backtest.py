@@ -301,6 +301,7 @@ def backtest(
     evaluation_interval: float = 1.0,
     grace: float = 0.0,
     time_text: TimeText | None = None,
+    extra: Mapping[str, Mapping[str, Sequence[Sample]]] | None = None,
 ) -> BacktestReport:
     """Replay ``rules`` over ``slices`` at every ``resolution`` seconds from ``since`` to ``until``.
 
@@ -311,6 +312,8 @@ def backtest(
         evaluation_interval: seconds between the leader's evaluations.
         grace: the rollout's countdown before an automatic rollback.
         time_text: formats clock times in the evidence.
+        extra: service -> signal -> samples from elsewhere (Prometheus range queries
+            for PromQL-fed signals), used where the recorded history has no value.
 
     Raises:
         ValueError: ``until`` is before ``since``, or the resolution is not positive.
@@ -323,7 +326,9 @@ def backtest(
         mine = [s for s in slices if s.service == service and s.resolution == resolution]
         out: dict[str, Sequence[Sample]] = {SERVICE: service_series(mine, now=until)}
         for signal in signals:
-            out[signal] = signal_series(mine, signal, now=until)
+            recorded = signal_series(mine, signal, now=until)
+            more = (extra or {}).get(service, {}).get(signal, ())
+            out[signal] = _merged(recorded, more) if more else recorded
         return out
 
     canary_samples = observed(canary)
@@ -348,6 +353,17 @@ def backtest(
         step=float(resolution), slices=used, times=times, rules=reports,
         held=_held(rules, times, outcomes, until),
     )
+
+
+def _merged(recorded: Sequence[Sample], more: Sequence[Sample]) -> tuple[Sample, ...]:
+    """The recorded samples, plus the others outside the span the recorded values cover."""
+    known = [s.at for s in recorded if s.value is not None]
+    if not known:
+        return tuple(sorted(more, key=lambda s: s.at))
+    first, last = min(known), max(known)
+    kept = [s for s in recorded if s.value is not None or not first <= s.at <= last]
+    outside = [s for s in more if s.at < first or s.at > last]
+    return tuple(sorted([*kept, *outside], key=lambda s: s.at))
 
 
 def _times(since: float, until: float, resolution: int) -> tuple[float, ...]:

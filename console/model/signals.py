@@ -91,7 +91,7 @@ _BUILTIN_LABELS = {
     "p50": "p50", "p95": "p95", "p99": "p99", "error_rate": "errors", "probe_errors": "probe errors",
 }
 _BUILTIN_UNITS = {"p50": "ms", "p95": "ms", "p99": "ms", "error_rate": "%", "probe_errors": "%"}
-_PROMETHEUS_SCALE = {"p50": 1000.0, "p95": 1000.0, "p99": 1000.0, "error_rate": 100.0}
+PROMETHEUS_SCALE = {"p50": 1000.0, "p95": 1000.0, "p99": 1000.0, "error_rate": 100.0}
 """Prometheus answers seconds and ratios; Conn shows milliseconds and percent."""
 
 
@@ -239,7 +239,7 @@ class ServiceSignals:
             ValueError: ``signal`` is not fed by Prometheus for this service.
         """
         if signal in self._prometheus:
-            scale = _PROMETHEUS_SCALE[signal]
+            scale = PROMETHEUS_SCALE[signal]
         elif signal in self._specs and self._specs[signal].promql is not None:
             scale = self._specs[signal].scale
         else:

@@ -109,6 +109,44 @@ class PrometheusSource:
         body = await self._get("/api/v1/query", params)
         return _value_of(body)
 
+    async def query_range(
+        self, promql: str, *, start: float, end: float, step: float
+    ) -> list[tuple[float, float | None]]:
+        """The single series of a range query: ``(time, value)`` pairs, oldest first.
+
+        For backtests over periods the signal history does not cover. NaN and
+        ±Inf are None (no data), as for instant queries; an empty result is [].
+
+        Raises:
+            SourceError: as :meth:`query`, or the query returned more than one series.
+        """
+        params = {
+            "query": promql, "start": repr(float(start)), "end": repr(float(end)),
+            "step": f"{step:g}s", "timeout": f"{self.config.timeout:g}s",
+        }
+        body = await self._get("/api/v1/query_range", params)
+        data = body.get("data") if isinstance(body, dict) else None
+        result = data.get("result") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or data.get("resultType") != "matrix" or not isinstance(result, list):
+            raise SourceError("Prometheus: the range query's answer is not a matrix")
+        if not result:
+            return []
+        if len(result) > 1:
+            raise SourceError(
+                f"Prometheus: query returned {len(result)} series; aggregate it (e.g. sum by ())"
+            )
+        values = result[0].get("values") if isinstance(result[0], dict) else None
+        if not isinstance(values, list):
+            raise SourceError("Prometheus: the range query's series has no values")
+        out: list[tuple[float, float | None]] = []
+        for pair in values:
+            value = _sample(pair)
+            at = pair[0]
+            if isinstance(at, bool) or not isinstance(at, int | float):
+                raise SourceError("Prometheus: the answer has a malformed sample")
+            out.append((float(at), value))
+        return out
+
     async def query_service(
         self, name: str, spec: ServiceConfig, *, at: float | None = None
     ) -> dict[str, float | SourceError | None]:

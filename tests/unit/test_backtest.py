@@ -232,3 +232,14 @@ def test_an_empty_history_says_where_history_comes_from() -> None:
     report = replay([rule("error_rate > 5%")], [])
     assert report.slices == 0 and report.rules[0].counts["no_data"] == len(report.times)
     assert "no recorded history for checkout-canary" in report_lines(report, clock)[1]
+
+
+def test_samples_from_elsewhere_fill_only_what_the_history_does_not_cover() -> None:
+    from console.model.backtest import _merged
+    from console.model.gates import Sample
+
+    recorded = (Sample(90.0, None), Sample(100.0, 1.0, "ok"), Sample(200.0, 2.0, "ok"))
+    more = (Sample(50.0, 9.0, "ok"), Sample(150.0, 9.0, "ok"), Sample(250.0, 9.0, "ok"))
+    merged = _merged(recorded, more)
+    assert [(s.at, s.value) for s in merged] == [(50.0, 9.0), (90.0, None), (100.0, 1.0), (200.0, 2.0), (250.0, 9.0)]
+    assert [s.at for s in _merged((Sample(10.0, None),), more)] == [50.0, 150.0, 250.0]
