@@ -31,6 +31,7 @@ from console.engine.core import Engine
 from console.errors import CommandError
 from console.model.history import SLICE_SECONDS, HistorySlice, judgement_data
 from console.model.live import SignalValue
+from console.model.rollouts import pending_actions
 from console.store import EventStore, open_store
 from tests.fixtures.fleet import fast_fleet_fixture, flag_file_fixture
 from tests.fixtures.waiting import until
@@ -122,6 +123,10 @@ async def test_changes_refusals_override_and_rollback(
             started = await run(path, "advance", "checkout", "--reason", "release 1.43", "--yes")
             assert started.returncode == 0, started.stderr
             assert "checkout: run 1 started" in started.stdout
+            # The leader sets the stage's flag audience first (refusals come in order: actions, then bake).
+            await until(lambda: not pending_actions(leader.snapshot.rollout("checkout").state,  # type: ignore[union-attr]
+                                                    config.rollouts["checkout"]),
+                        within=10, what="stage 1's flag action done")
             baking = await run(path, "advance", "checkout", "--reason", "too soon", "--yes")
             assert baking.returncode == 1
             assert "checkout: stage 1 (internal) is still baking" in baking.stderr
