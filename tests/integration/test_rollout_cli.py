@@ -124,9 +124,12 @@ async def test_changes_refusals_override_and_rollback(
             assert started.returncode == 0, started.stderr
             assert "checkout: run 1 started" in started.stdout
             # The leader sets the stage's flag audience first (refusals come in order: actions, then bake).
-            await until(lambda: not pending_actions(leader.snapshot.rollout("checkout").state,  # type: ignore[union-attr]
-                                                    config.rollouts["checkout"]),
-                        within=10, what="stage 1's flag action done")
+            def stage_one_done() -> bool:
+                panel = leader.snapshot.rollout("checkout")
+                return panel is not None and panel.state.run == 1 and not pending_actions(
+                    panel.state, config.rollouts["checkout"])
+
+            await until(stage_one_done, within=10, what="the leader saw run 1 and set stage 1's flag")
             baking = await run(path, "advance", "checkout", "--reason", "too soon", "--yes")
             assert baking.returncode == 1
             assert "checkout: stage 1 (internal) is still baking" in baking.stderr
