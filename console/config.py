@@ -20,9 +20,12 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from console.errors import ConfigError, ConfigNotFound
+from console.model.alerts import AlertmanagerConfig
 from console.model.flags import FlagsConfig
 from console.model.gates import CriterionError, parse_criterion, unknown_signals
+from console.model.incident_config import IncidentsConfig
 from console.model.keys import BINDING_IDS
+from console.model.notify import NotifyConfig
 from console.model.rollout_config import RolloutConfig
 from console.model.text import suggest
 from console.model.thresholds import (
@@ -184,6 +187,8 @@ class PrometheusConfig(Strict):
 
 class SourcesConfig(Strict):
     prometheus: PrometheusConfig | None = None
+    alertmanager: AlertmanagerConfig | None = None
+    """[sources.alertmanager]: alerts that open or join incidents (README: Incidents)."""
 
 
 class HistoryConfig(Strict):
@@ -240,6 +245,10 @@ class ConnConfig(Strict):
     history: HistoryConfig = HistoryConfig()
     rollouts: dict[str, RolloutConfig] = Field(default_factory=dict)
     """[rollouts.NAME]: staged rollouts, their gates, abort rules and actions (README: Rollouts)."""
+    incidents: IncidentsConfig = IncidentsConfig()
+    """[incidents]: severities, their clocks, the automatic incidents' severity."""
+    notify: dict[str, NotifyConfig] = Field(default_factory=dict)
+    """[notify.NAME]: chat webhooks (Slack or generic JSON) incidents and rollouts are told to."""
     theme: Literal["conn-dark", "conn-light", "conn-high-contrast"] = "conn-dark"
     """The console's colours (NO_COLOR in the environment turns colour off)."""
     keymap: dict[str, str] = Field(default_factory=dict)
@@ -335,6 +344,13 @@ class ConnConfig(Strict):
                 )
         for name, rollout in self.rollouts.items():
             problems += rollout_problems(self, name, rollout)
+        alertmanager = self.sources.alertmanager
+        for i, rule in enumerate(alertmanager.rules if alertmanager else ()):
+            if rule.service is not None and rule.service not in self.services:
+                problems.append(
+                    f"sources.alertmanager.rules[{i}].service: {rule.service!r} is not a service."
+                    + suggest(rule.service, list(self.services))
+                )
         if problems:
             # One line each, every line already naming its key (see describe_validation_errors).
             raise ValueError(PROBLEM_SEPARATOR.join(problems))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite talks to: PostgreSQL (throwaway
 # clusters), Prometheus (the real server the signals are checked against),
-# the blackbox exporter (benchmark peer) and tmux (screen checks).
+# Alertmanager (the real server alerts are polled from), the blackbox
+# exporter (benchmark peer) and tmux (screen checks).
 # Installs with apt-get when missing and running as root; otherwise says what to install.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ missing=()
 have_pg() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
 have_pg || missing+=(postgresql)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 if [ "${1:-}" = "--bench" ]; then
   # The probing benchmark measures the blackbox exporter side by side.

@@ -131,6 +131,15 @@ def render_config(
 _DEMO_ROLLOUT = """# The canary rollout: each stage sets checkout_v2, which really moves the
 # canary's share of the simulated users. The windows are short so a fault is
 # caught while you watch (production rules say 5m where these say 10s).
+[incidents]
+auto_rollback_severity = "SEV2"
+
+# The demo's own Slack-shaped chat (console/demo/chat.py): incidents and
+# rollouts are told there through the leader's outbox.
+[notify.demo-chat]
+format = "slack"
+url_secret = "demo_chat_webhook"
+
 [rollouts.checkout]
 canary = "checkout-canary"
 baseline = "checkout"

@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from console.demo.canary import CanaryRouter
+from console.demo.chat import SECRET_NAME, DemoChat
 from console.demo.democonfig import FLAGS_NAME, write_config
 from console.demo.faults import parse_faults
 from console.demo.service import DemoService
@@ -56,6 +57,8 @@ class FleetInfo:
     """Absolute path of the conn.toml that watches the fleet."""
     urls: dict[str, str] = field(default_factory=dict)
     """Service name -> base URL (``http://127.0.0.1:PORT``), in fleet order."""
+    chat_url: str = ""
+    """The demo chat's Slack-shaped webhook (the secret ``demo_chat_webhook``)."""
 
 
 DEMO_WINDOW = 20.0
@@ -99,6 +102,7 @@ class DemoFleet:
                 window_s=window_s,
                 seed=None if seed is None else seed + index,
             )
+        self.chat = DemoChat()
         self._info: FleetInfo | None = None
         self._lock = threading.Lock()
 
@@ -124,11 +128,15 @@ class DemoFleet:
                 return self._info
             try:
                 urls = {name: service.start() for name, service in self._services.items()}
+                chat_url = self.chat.start()
                 config_path = write_config(self.state_dir, urls, BASELINES)
             except BaseException:
                 self._stop_all()
                 raise
-            self._info = FleetInfo(config_path=config_path, urls=urls)
+            # The demo config's [notify.demo-chat] names this secret; this process (the
+            # demo's console, or a test's engine and the agents it starts) gets it here.
+            os.environ[f"CONN_SECRET_{SECRET_NAME.upper()}"] = chat_url
+            self._info = FleetInfo(config_path=config_path, urls=urls, chat_url=chat_url)
             return self._info
 
     def stop(self) -> None:
@@ -143,6 +151,7 @@ class DemoFleet:
             threading.Thread(target=service.stop, name=f"demo-stop-{name}")
             for name, service in self._services.items()
         ]
+        stoppers.append(threading.Thread(target=self.chat.stop, name="demo-stop-chat"))
         for thread in stoppers:
             thread.start()
         for thread in stoppers:
@@ -205,6 +214,8 @@ def run_fleet_only(state_dir: Path, *, out: TextIO | None = None) -> int:
         width = max(len(name) for name in info.urls)
         lines = [str(info.config_path)]
         lines += [f"{name:<{width}}  {url}" for name, url in info.urls.items()]
+        lines.append(f"chat: export CONN_SECRET_{SECRET_NAME.upper()}={info.chat_url}"
+                     f"  (messages: curl -s {info.chat_url.split('/services/')[0]}/_demo/chat)")
         _announce(lines, out)
         print("demo fleet running; Ctrl-C stops it.", file=sys.stderr, flush=True)
         while not stopping.wait(0.5):

@@ -43,14 +43,25 @@ from console.engine.flags import (
     FlagView,
     SeedFlags,
 )
+from console.engine.health_events import HealthProjection, HealthRecorder
 from console.engine.history import History, HistoryPoint
 from console.engine.identity import current_actor, process_label
+from console.engine.incident_duty import IncidentDuty
+from console.engine.incidents import IncidentCommands, IncidentProjection
 from console.engine.leadership import Leadership
+from console.engine.outbox import OutboxDuty, OutboxProjection
 from console.engine.projections import ProjectionSet
 from console.engine.rollout_duty import RolloutDuty
 from console.engine.rollouts import RolloutCommands, RolloutEvaluator, RolloutProjection
 from console.engine.sampling import Sampling
-from console.engine.snapshot import FlagsView, Role, RolloutPanel, ServiceView, Snapshot
+from console.engine.snapshot import (
+    FlagsView,
+    IncidentPanel,
+    Role,
+    RolloutPanel,
+    ServiceView,
+    Snapshot,
+)
 from console.engine.supervisor import Supervisor
 from console.errors import ConsoleError, StoreError
 from console.model.backtest import Span, backtest, rules_of
@@ -124,7 +135,13 @@ class Engine:
         # Features: a projection and its command handlers, one line each.
         self._flags = FlagProjection(config.flags)
         self._rollouts = RolloutProjection(config)
-        self.projections = ProjectionSet([self._flags, self._rollouts], recent=RECENT_EVENTS)
+        self._incidents = IncidentProjection(config)
+        self._health = HealthProjection()
+        self._outbox = OutboxProjection(config, self._incidents)
+        self.projections = ProjectionSet(
+            [self._flags, self._rollouts, self._incidents, self._health, self._outbox],
+            recent=RECENT_EVENTS,
+        )
         self.flag_file = FlagFile(  # this machine's flagd file (its status is in snapshots)
             flag_file or config.flags.export_path(state_dir()),
             document=self._flags.document, has_flags=lambda: bool(self._flags.flags.flags),
@@ -147,6 +164,13 @@ class Engine:
             execute=lambda command, actor: self.execute(command, actor=actor),
         ).handlers())
 
+        self._bus.register(IncidentCommands(
+            store=store, projections=self.projections, incidents=self._incidents, clock=self.clock,
+        ).handlers())
+        self._health_recorder = HealthRecorder(
+            store, self.projections, self._health, self.clock, self.auto_actor)
+        self._outbox_wake = asyncio.Event()
+
         tick = min((spec.interval for spec in config.services.values()), default=5.0)
         self.recorder = History(config.history, store, self.clock, tick=min(tick, 5.0))
         """The signal history's recorder (the leader's) and reader."""
@@ -166,6 +190,7 @@ class Engine:
         """Why :attr:`failed` is set."""
         self._giving_up: asyncio.Task[None] | None = None
         self._flags_view: tuple[int, FlagsView] | None = None
+        self._incident_cache: tuple[int, tuple[IncidentPanel, ...]] | None = None
         self._snapshot = self._build()
         self._changed = asyncio.Condition()
 
@@ -281,6 +306,18 @@ class Engine:
             actor=self.auto_actor, clock=self.clock, write_live=self._write_rollout_live,
             wake=self._rollout_input,
         ).start(stack, self._supervisor, report=lambda problem: self._set_problem("rollouts", problem))
+        IncidentDuty(
+            self.config, incidents=self._incidents, recent=lambda: list(self._incidents.rollbacks),
+            execute=lambda command, actor: self.execute(command, actor=actor),
+            actor=self.auto_actor, clock=self.clock,
+            report=lambda problem: self._set_problem("incidents", problem),
+        ).start(stack, self._supervisor)
+        stack.callback(self._set_problem, "incidents", None)
+        OutboxDuty(
+            self.config, store=self.store, projections=self.projections, outbox=self._outbox,
+            clock=self.clock, actor=self.auto_actor, wake=self._outbox_wake,
+            published=self._publish_soon,
+        ).start(stack, self._supervisor)
 
     async def _leading_changed(self, leading: bool) -> None:
         if leading:
@@ -306,6 +343,7 @@ class Engine:
         except StoreError as e:
             # Probing goes on and this console still shows the values; followers cannot.
             self._set_problem("write", f"cannot write the live table: {e}")
+        await self._health_recorder.seen(name, live)
         await self._publish()
 
     async def _write_rollout_live(self, name: str, live: RolloutLive) -> None:
@@ -350,6 +388,15 @@ class Engine:
         """
         state = self._rollouts.state(name)
         return RolloutPanel(name, state, self.config.rollouts[name], self._rollout_live.get(name))
+
+    def incident(self, incident_id: str) -> IncidentPanel:
+        """One incident as it is now (a query), with its severity's clocks.
+
+        Raises:
+            CommandError: no such incident (the message lists some).
+        """
+        state = self._incidents.get(incident_id)
+        return IncidentPanel(state, self.config.incidents.severity(state.severity))
 
     async def check_flag_file(self) -> None:
         """Look at this machine's flagd file again (edited by hand?) and show what is found."""
@@ -454,8 +501,20 @@ class Engine:
                 for name, plan in self.config.rollouts.items()
             ),
             recent_events=tuple(self.projections.recent),
+            incidents=self._incident_panels(),
+            notify=self._outbox.views(),
             problem="; ".join(problems) or None,
         )
+
+    def _incident_panels(self) -> tuple[IncidentPanel, ...]:
+        """Every incident, open ones first; rebuilt only when some projection changed."""
+        key = self.projections.revision
+        if self._incident_cache is None or self._incident_cache[0] != key:
+            self._incident_cache = (key, tuple(
+                IncidentPanel(state, self.config.incidents.severity(state.severity))
+                for state in self._incidents.ordered()
+            ))
+        return self._incident_cache[1]
 
     async def _publish(self) -> None:
         snapshot = self._build()
@@ -488,6 +547,7 @@ class Engine:
             try:
                 async for event in self.store.subscribe(after=self.projections.position):
                     backoff = RETRY_MIN
+                    self._outbox_wake.set()
                     self._set_problem("events", None)
                     if self.projections.apply(event) and self.projections.owner(event.stream) is self._flags:
                         # Keep this machine's flag file in step with changes made

@@ -48,6 +48,17 @@ class Projection(Protocol):
         ...
 
 
+class Observer(Protocol):
+    """A projection that also sees every other stream's events, once each, in log order.
+
+    Incidents observe: a rollout stage or a health change of an open
+    incident's service joins its timeline. ``observe`` returns True when its
+    state changed.
+    """
+
+    def observe(self, event: Event) -> bool: ...
+
+
 @dataclass(frozen=True)
 class SkippedEvent:
     """An event a projection could not read: shown, never silently dropped."""
@@ -120,10 +131,18 @@ class ProjectionSet:
         again, so a command's events folded at once and again when the
         subscription delivers them count once.
         """
+        owner = self.owner(event.stream)
+        changed = self._fold(event, owner)
         if in_order and event.position > self.position:
+            # Observers see each event once, in log order, after its owner folded it.
             self.position = event.position
             self.recent.append(event)
-        owner = self.owner(event.stream)
+            if self._observe(event, owner):
+                self.revision += 1
+                changed = True
+        return changed
+
+    def _fold(self, event: Event, owner: Projection | None) -> bool:
         if owner is None or event.version <= self.version_of(event.stream):
             return False
         self._versions[event.stream] = event.version
@@ -138,6 +157,19 @@ class ProjectionSet:
             return False
         if changed:
             self.revision += 1
+        return changed
+
+    def _observe(self, event: Event, owner: Projection | None) -> bool:
+        """Show an event to every other projection that observes the whole log, in order."""
+        changed = False
+        for projection in self.projections:
+            observe = getattr(projection, "observe", None)
+            if projection is owner or observe is None:
+                continue
+            try:
+                changed = bool(observe(event)) or changed
+            except (ValueError, TypeError, KeyError) as e:
+                log.warning("event %s (%s) could not be observed: %s", event.position, event.stream, e)
         return changed
 
     async def refresh(self, store: EventStore, stream: str) -> list[Event]:

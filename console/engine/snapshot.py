@@ -14,7 +14,10 @@ from typing import Literal
 
 from console.actions.flagd_file import ExportStatus
 from console.engine.flags import FlagView
+from console.engine.outbox import OutboxView
 from console.model.events import Event
+from console.model.incident_config import SeverityConfig
+from console.model.incidents import IncidentState, clocks
 from console.model.live import ServiceLive, is_fresh
 from console.model.rollout_config import RolloutConfig
 from console.model.rollout_live import RolloutLive
@@ -79,6 +82,27 @@ class RolloutPanel:
 
 
 @dataclass(frozen=True)
+class IncidentPanel:
+    """One incident: its folded state and its severity's definition and clocks.
+
+    Views compute the clocks (time since declared, acknowledgement target,
+    next update due) with their own clock, so the snapshot does not change
+    every second.
+    """
+
+    state: IncidentState
+    severity: SeverityConfig
+
+    @property
+    def id(self) -> str:
+        return self.state.id
+
+    def clocks(self, now: float) -> dict[str, object]:
+        return clocks(self.state, respond=self.severity.respond,
+                      update_every=self.severity.update_every, now=now)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The whole state a view needs, at one moment."""
 
@@ -94,6 +118,17 @@ class Snapshot:
     """The last few events of the log, newest last (bounded)."""
     problem: str | None = None
     """Why what is shown may not be current (the store or an engine task failed); None when fine."""
+    incidents: tuple[IncidentPanel, ...] = ()
+    """Every incident, open ones first (most severe, newest), then the rest newest first."""
+    notify: tuple[OutboxView, ...] = ()
+    """Each chat webhook's outbox: pending notices and the latest failure."""
+
+    def incident(self, incident_id: str) -> IncidentPanel | None:
+        return next((i for i in self.incidents if i.id == incident_id), None)
+
+    @property
+    def open_incidents(self) -> tuple[IncidentPanel, ...]:
+        return tuple(i for i in self.incidents if i.state.is_open)
 
     def service(self, name: str) -> ServiceView | None:
         """The view of one service by name."""

@@ -71,6 +71,14 @@ def describe_change(event: Event) -> str:
         described = _group(event, payload, before, after)
     elif event.type in _ROLLOUT:
         described = _rollout(event.type, payload)
+    elif event.type in _INCIDENT:
+        described = _incident(event.type, payload)
+    elif event.type == "HealthChanged":
+        why = payload.get("why")
+        described = (f"{_clean(payload.get('from', '?'))} → {_clean(payload.get('to', '?'))}"
+                     + (f" ({_clean(why)})" if isinstance(why, str) and why else ""))
+    elif event.type.startswith("runbook."):
+        described = _runbook(event.type, payload)
     return described if described is not None else _fallback(event.type, payload)
 
 
@@ -115,6 +123,66 @@ def _rollout(kind: str, payload: Mapping[str, Any]) -> str | None:
     name = _clean(action) if isinstance(action, str) else "an action"
     verb = {"ActionStarted": "started", "ActionFinished": "done", "ActionFailed": "FAILED"}[kind]
     return f"{name} {verb}" + (f": {_clean(detail)}" if isinstance(detail, str) and detail else "")
+
+
+# --- incidents and runbooks ------------------------------------------------------------
+
+_INCIDENT = frozenset({
+    "IncidentOpened", "IncidentAcknowledged", "IncidentStatusChanged", "IncidentSeverityChanged",
+    "IncidentRoleAssigned", "IncidentNoted", "IncidentPinned", "IncidentJoined",
+    "IncidentMilestoneStamped", "IncidentAlertJoined", "IncidentAlertResolved",
+})
+
+
+def _incident(kind: str, p: Mapping[str, Any]) -> str | None:
+    """An incident event in words: "SEV2 declared: checkout errors", "status: identified → mitigated"."""
+    if kind == "IncidentOpened":
+        return f"{_clean(p.get('severity', '?'))} declared: {_clean(p.get('title', ''))}"
+    if kind == "IncidentAcknowledged":
+        return "acknowledged"
+    if kind == "IncidentStatusChanged":
+        before, after = str(p.get("from", "?")), str(p.get("status", "?"))
+        return f"status: {_clean(before.replace('_', ' '))} → {_clean(after.replace('_', ' '))}"
+    if kind == "IncidentSeverityChanged":
+        return f"severity: {_clean(p.get('from', '?'))} → {_clean(p.get('severity', '?'))}"
+    if kind == "IncidentRoleAssigned":
+        return f"{_clean(p.get('role', 'role'))}: {_clean(p.get('user', '?'))}"
+    if kind == "IncidentNoted":
+        return f"note: {_clean(p.get('text', ''))}"
+    if kind == "IncidentPinned":
+        return f"entry #{_clean(p.get('entry', '?'))} {'pinned' if p.get('pinned') else 'unpinned'}"
+    if kind == "IncidentJoined":
+        return _clean(p.get("entry") or "joined")
+    if kind == "IncidentMilestoneStamped":
+        return f"{_clean(p.get('milestone', 'milestone'))} stamped"
+    if kind == "IncidentAlertJoined":
+        return f"alert firing: {_clean(p.get('title', ''))}"
+    return f"alert resolved: {_clean(p.get('fingerprint', ''))}"
+
+
+def _runbook(kind: str, p: Mapping[str, Any]) -> str:
+    """A runbook run's event in words: "step 2 (restart-api) finished: exit 0 in 1.2s"."""
+    step = p.get("step")
+    title = p.get("title")
+    name = f"step {step}" if isinstance(step, int) and not isinstance(step, bool) else "a step"
+    if isinstance(title, str) and title:
+        name += f" ({_clean(title)})"
+    what = kind.removeprefix("runbook.").replace("_", " ")
+    if kind == "runbook.started":
+        return f"runbook {_clean(p.get('runbook', '?'))} started"
+    if kind in ("runbook.finished", "runbook.abandoned"):
+        reason = p.get("reason")
+        return f"run {what}" + (f": {_clean(reason)}" if isinstance(reason, str) and reason else "")
+    parts = [f"{name} {what.removeprefix('step ')}"]
+    code, duration = p.get("exit_code"), p.get("duration")
+    if isinstance(code, int) and not isinstance(code, bool):
+        parts.append(f"exit {code}")
+    if isinstance(duration, int | float) and not isinstance(duration, bool):
+        parts.append(f"in {duration:.1f}s")
+    reason = p.get("reason") or p.get("error")
+    if isinstance(reason, str) and reason:
+        parts.append(_clean(reason))
+    return parts[0] + (": " + ", ".join(parts[1:]) if len(parts) > 1 else "")
 
 
 # --- flags -----------------------------------------------------------------------------

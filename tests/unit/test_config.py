@@ -335,3 +335,26 @@ def test_unreadable_or_directory_config_is_a_clear_error(tmp_path: Path) -> None
     broken.symlink_to(broken)  # a loop: unreadable even for root
     with pytest.raises(ConfigError, match="cannot read the config"):
         load_config(broken)
+
+
+def test_incident_notify_and_alert_sections_name_their_bad_keys(tmp_path: Path) -> None:
+    path = tmp_path / "conn.toml"
+    path.write_text(
+        '[services.checkout]\nhealth_url = "http://127.0.0.1:1/h"\n'
+        '[incidents]\nauto_rollback_severity = "SEV9"\n'
+        '[notify.chat]\nformat = "slack"\nurl = "https://hooks.slack.com/services/T/B/secret"\n'
+        '[sources.alertmanager]\nurl = "http://127.0.0.1:9093"\n'
+        '[[sources.alertmanager.rules]]\nmatchers = [\'alertname="X"\']\nservice = "chekout"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    text = str(caught.value)
+    assert "incidents.auto_rollback_severity" in text and "SEV1" in text
+    assert "url_secret" in text and "hooks.slack.com" not in text and "secret" in text
+    path.write_text(
+        '[services.checkout]\nhealth_url = "http://127.0.0.1:1/h"\n'
+        '[sources.alertmanager]\nurl = "http://127.0.0.1:9093"\n'
+        '[[sources.alertmanager.rules]]\nmatchers = [\'alertname="X"\']\nservice = "chekout"\n'
+    )
+    with pytest.raises(ConfigError, match=r"sources.alertmanager.rules\[0\].service: 'chekout' is not a service. Did you mean 'checkout'"):
+        load_config(path)

@@ -103,7 +103,7 @@ def test_groups_say_how_many_keys_and_what_moved() -> None:
     ("kind", "payload", "text"),
     [
         ("ReleaseStarted", {"stage": 1}, "ReleaseStarted"),
-        ("IncidentOpened", {"change": "sev2"}, "IncidentOpened (sev2)"),
+        ("IncidentFiled", {"change": "sev2"}, "IncidentFiled (sev2)"),
         ("FlagChanged", {"percent": 10}, "FlagChanged"),  # an old or foreign shape
         ("FlagChanged", {"change": "kill", "before": None, "after": None}, "FlagChanged (kill)"),
         ("FlagCreated", {"after": "on"}, "FlagCreated"),
@@ -190,3 +190,19 @@ def test_rollout_events_read_as_what_happened() -> None:
                                                   "error": "exit 1\x1b[31m: boom"})) == (
         "run1/rollback/action1 FAILED: exit 1: boom")
     assert describe_change(event("ActionStarted", {"action": 7})) == "an action started"
+
+
+@pytest.mark.parametrize(("kind", "payload", "words"), [
+    ("IncidentOpened", {"severity": "SEV2", "title": "checkout \x1b[2Jerrors"}, "SEV2 declared: checkout errors"),
+    ("IncidentStatusChanged", {"from": "identified", "status": "postmortem_done"},
+     "status: identified → postmortem done"),
+    ("IncidentSeverityChanged", {"from": "SEV3", "severity": "SEV1"}, "severity: SEV3 → SEV1"),
+    ("IncidentNoted", {"text": "canary only"}, "note: canary only"),
+    ("HealthChanged", {"from": "ok", "to": "critical", "why": "errors 12% > 5.00%"},
+     "ok → critical (errors 12% > 5.00%)"),
+    ("runbook.step_finished", {"step": 2, "title": "restart", "exit_code": 0, "duration": 1.25},
+     "step 2 (restart) finished: exit 0, in 1.2s"),
+    ("runbook.step_skipped", {"step": 3, "reason": "not needed"}, "step 3 skipped: not needed"),
+])
+def test_incident_health_and_runbook_events_in_words(kind: str, payload: dict[str, Any], words: str) -> None:
+    assert describe_change(event(kind, payload)) == words
