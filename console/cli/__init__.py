@@ -29,6 +29,7 @@ _MODULES = (
     "console.cli.flag",
     "console.cli.rollout",
     "console.cli.watch",
+    "console.cli.incident",
     "console.cli.secret",
 )
 

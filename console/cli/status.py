@@ -7,9 +7,17 @@ The JSON shape is stable and documented in the README::
                    "source": "live" | "probe", "writer", "health_since",
                    "signals": [{"name", "label", "value", "unit", "source", "age_s",
                                 "stale", "state", "detail", "threshold"}]}],
-     "flags": [...], "rollouts": [...], "incidents": [], "notes": [str]}
+     "flags": [...], "rollouts": [...],
+     "incidents": [{"id", "title", "severity", "status", "open", "services", "declared_at",
+                    "declared_by", "started_at", "acknowledged_at", "acknowledged_by",
+                    "ack_due_at", "ack_overdue", "next_update_due", "mitigated_at",
+                    "resolved_at", "commander", "automatic"}],
+     "notify": [{"name", "format", "pending", "sent", "failure", "needs_fixing"}],
+     "notes": [str]}
 
-(``rollouts``: :func:`console.engine.status.rollout_json`, shape in the README.)
+(``rollouts``: :func:`console.engine.status.rollout_json`, shape in the README.
+``incidents``: :func:`console.engine.status.incident_json` — the open ones, and
+those resolved within the last 24 hours; ``notify``: each chat webhook's outbox.)
 
 The exit status follows the monitoring-plugin convention that Nagios, Icinga
 and Sensu checks use, so ``conn status`` can be a check as it is:

@@ -132,6 +132,10 @@ class IncidentProjection:
     def _backfill(self, state: IncidentState) -> IncidentState:
         since = state.milestones.get("started", state.declared_at) - LOOKBACK
         for event, kind, text, services, incident in self._recent:
+            # A flag no rollout ties to a service joins open incidents as it changes,
+            # but is not pulled in from before the incident (seeding, unrelated work).
+            if services is None:
+                continue
             if event.time >= since and _relates(state, services, incident):
                 state = state.relate(event, kind, text)
         entries = tuple(sorted(state.entries, key=lambda e: e.position))

@@ -6,8 +6,14 @@ from typing import Any
 
 from console.engine.core import Engine
 from console.engine.sampling import probe_once
-from console.engine.snapshot import RolloutPanel
+from console.engine.snapshot import IncidentPanel, RolloutPanel
+from console.model.incidents import MAX_TITLE
 from console.model.live import ServiceLive, current_writer, is_fresh
+from console.model.sanitize import clean_text
+
+RECENTLY_RESOLVED = 24 * 3600.0
+"""Seconds a resolved incident stays in ``conn status --json``: a script (or the next shift)
+still sees what ended overnight; older ones are in `conn incident list --all`."""
 
 
 async def status_document(engine: Engine, *, probe: bool = True) -> dict[str, Any]:
@@ -70,7 +76,9 @@ async def status_document(engine: Engine, *, probe: bool = True) -> dict[str, An
         "services": services,
         "flags": [view.as_json() for view in engine.snapshot.flags],
         "rollouts": [rollout_json(panel, now) for panel in engine.snapshot.rollouts],
-        "incidents": [],
+        "incidents": [incident_json(panel, now) for panel in engine.snapshot.incidents
+                      if shown_in_status(panel, now)],
+        "notify": [view.as_json() for view in engine.snapshot.notify],
         "notes": notes,
     }
 
@@ -136,3 +144,45 @@ def rollout_json(panel: RolloutPanel, now: float) -> dict[str, Any]:
         "abort": [c.model_dump(mode="json") for c in live.abort] if current and live else [],
     })
     return document
+
+
+def shown_in_status(panel: IncidentPanel, now: float) -> bool:
+    """Open incidents, and those resolved within :data:`RECENTLY_RESOLVED` of ``now``."""
+    state = panel.state
+    if state.is_open:
+        return True
+    resolved = state.milestones.get("resolved")
+    return resolved is not None and now - resolved <= RECENTLY_RESOLVED
+
+
+def incident_json(panel: IncidentPanel, now: float) -> dict[str, Any]:
+    """One incident in ``conn status --json`` (and `conn incident list --json`): who, what, its clocks.
+
+    ``ack_overdue`` is true while it is unacknowledged past its severity's target;
+    ``next_update_due`` is the clock time the commander owes the next update by (null
+    once it is no longer open). The title is cleaned of escape sequences and control
+    characters; markup stays as the characters it is.
+    """
+    state = panel.state
+    clock = panel.clocks(now)
+    commander = state.holder("commander")
+    return {
+        "id": state.id,
+        "title": clean_text(state.title, limit=MAX_TITLE),
+        "severity": state.severity,
+        "status": state.status,
+        "open": state.is_open,
+        "services": list(state.services),
+        "declared_at": state.declared_at,
+        "declared_by": clean_text(state.declared_by),
+        "started_at": state.milestones.get("started", state.declared_at),
+        "acknowledged_at": state.acknowledged_at,
+        "acknowledged_by": clean_text(state.acknowledged_by) if state.acknowledged_by else None,
+        "ack_due_at": state.declared_at + panel.severity.respond,
+        "ack_overdue": bool(clock["ack_overdue"]),
+        "next_update_due": state.last_update + panel.severity.update_every if state.is_open else None,
+        "mitigated_at": state.milestones.get("mitigated"),
+        "resolved_at": state.milestones.get("resolved"),
+        "commander": clean_text(commander) if commander else None,
+        "automatic": state.automatic,
+    }

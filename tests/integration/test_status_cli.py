@@ -158,3 +158,67 @@ def test_the_table_the_panels_and_status_show_a_value_alike(
     assert signal_cell(row, shown.name).plain == text
     assert shown_signal(shown, stale=False).text == text
     assert signal_text({"value": value, "unit": unit, "state": state}) == text
+
+
+# --- incidents and notifications in the JSON -----------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_the_json_lists_open_and_recently_resolved_incidents_and_each_outbox(tmp_path: Path) -> None:
+    """Open incidents and those resolved in the last 24 h (``open`` tells them apart); older ones
+    are left to `conn incident list --all`. Each chat webhook's outbox is under ``notify``."""
+    import time
+
+    from console.config import load_config
+    from console.engine.core import Engine
+    from console.engine.incidents import AcknowledgeIncident, OpenIncident, SetIncidentStatus
+    from console.model.clock import FakeClock
+    from console.model.events import Actor
+    from console.store import open_store
+
+    config = tmp_path / "conn.toml"
+    config.write_text(
+        f'store = "sqlite:///{tmp_path / "conn.db"}"\n'
+        '[services.checkout]\nhealth_url = "http://127.0.0.1:9/health"\n'
+        '[services.payments]\nhealth_url = "http://127.0.0.1:9/health"\n'
+        '[notify.ops]\nformat = "json"\nurl_secret = "ops_hook"\n'
+    )
+    now = time.time()
+    clock = FakeClock(now - 3 * 86400)
+    cfg, _ = load_config(str(config))
+    store = await open_store(cfg.store)
+    try:
+        async with Engine(cfg, store, clock=clock, actor=Actor("alice"), lead=False, follow=False,
+                          sync_flag_file=False) as engine:
+            await engine.execute(OpenIncident(title="old one", services=("checkout",), severity="SEV3"))
+            clock.advance(3600)
+            await engine.execute(SetIncidentStatus(incident="INC-1", status="resolved"))
+            clock.set(now - 7200)
+            await engine.execute(OpenIncident(title="last night", services=("payments",), severity="SEV2"))
+            await engine.execute(AcknowledgeIncident(incident="INC-2"))
+            clock.set(now - 3600)
+            await engine.execute(SetIncidentStatus(incident="INC-2", status="resolved"))
+            clock.set(now - 1800)  # SEV1 answers within 5 minutes: half an hour unacknowledged is overdue
+            await engine.execute(OpenIncident(title="checkout [bold]down\x1b[2J", services=("checkout",),
+                                              severity="SEV1"))
+    finally:
+        await store.close()
+    run = status(config, "--json", "--no-probe")
+    assert run.returncode == UNKNOWN, run.stderr  # nobody probes these services; the JSON is still whole
+    document = json.loads(run.stdout)
+    incidents = {i["id"]: i for i in document["incidents"]}
+    assert list(incidents) == ["INC-3", "INC-2"]  # open first; INC-1 ended two days ago
+    live, ended = incidents["INC-3"], incidents["INC-2"]
+    assert (live["open"], live["severity"], live["status"], live["title"]) == (
+        True, "SEV1", "investigating", "checkout [bold]down")
+    assert live["services"] == ["checkout"] and live["commander"] == "alice"
+    assert live["acknowledged_at"] is None and live["ack_overdue"] is True
+    assert live["ack_due_at"] == pytest.approx(now - 1800 + 300)
+    assert live["next_update_due"] == pytest.approx(now - 1800 + 900)  # SEV1: an update every 15 minutes
+    assert (ended["open"], ended["status"], ended["ack_overdue"], ended["next_update_due"]) == (
+        False, "resolved", False, None)
+    assert ended["acknowledged_at"] == pytest.approx(now - 7200)
+    assert ended["resolved_at"] == pytest.approx(now - 3600)
+    assert document["notify"] == [{"name": "ops", "format": "json", "pending": 0, "sent": 0,
+                                   "failure": None, "needs_fixing": False}]
+    assert {"environment", "services", "flags", "rollouts", "notes"} <= set(document)
