@@ -119,6 +119,17 @@ class ConnApp(App[None]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Feature flags", "Open the flags screen (f)", self.action_flags)
         yield SystemCommand("Keys", "Every key and what it does (?)", self.action_help)
+        yield SystemCommand("Declare an incident", "Severity, title, services (i on the dashboard)",
+                            self._declare_incident)
+        snapshot = self.snapshot
+        for panel in snapshot.incidents if snapshot is not None else ():
+            state = panel.state
+            # Only the help is markup (escaped); the name stays plain so the fuzzy match lines up.
+            yield SystemCommand(
+                f"Incident {state.id}",
+                f"{state.severity} · {state.status.replace('_', ' ')} · {safe_markup(state.title, limit=80)}",
+                partial(self._open_incident, state.id), discover=state.is_open,
+            )
         for name in self.engine.config.rollouts:
             for kind, title, help_text in (
                 ("advance", "advance", "Advance to the next stage, or start a run (a)"),
@@ -142,6 +153,27 @@ class ConnApp(App[None]):
             # Dialogs on the way are dismissed with None: each one's caller reads "cancelled".
             dashboard.pop_until_active()
         dashboard.select(name)
+
+    def _open_incident(self, incident_id: str) -> None:
+        """An incident's screen from the palette, over the dashboard (dialogs on the way closed)."""
+        dashboard = next((s for s in self.screen_stack if isinstance(s, DashboardScreen)), None)
+        if dashboard is None:
+            return
+        if self.screen is dashboard:
+            dashboard.open_incident(incident_id)
+            return
+        dashboard.pop_until_active()
+        self.call_later(dashboard.open_incident, incident_id)
+
+    def _declare_incident(self) -> None:
+        dashboard = next((s for s in self.screen_stack if isinstance(s, DashboardScreen)), None)
+        if dashboard is None:
+            return
+        if self.screen is dashboard:
+            dashboard.action_declare()
+            return
+        dashboard.pop_until_active()
+        self.call_later(dashboard.action_declare)
 
     def _rollout_command(self, name: str, kind: str) -> None:
         """A rollout command from the palette: back to the dashboard, that rollout shown, its dialog."""

@@ -18,6 +18,12 @@ down puts a line in the error colour under the header. ``a``, ``h`` and ``R``
 act on the rollout the panel shows (:mod:`console.ui.rollout_commands`);
 ``enter`` on a criterion row opens the why view.
 
+Open incidents are listed under the header by the incidents strip
+(:mod:`console.ui.widgets.incident_strip`, hidden when there are none): ``i``
+declares one, ``I`` opens the newest open one, ``enter`` on a strip line
+opens that one (:mod:`console.ui.screens.incident`); an acknowledgement
+that goes overdue rings the bell once.
+
 The services table is ordered worst first (``[ui] order``; the `o` key
 switches to config order and back), and the header counts the services in
 each trouble; both come from :mod:`console.model.triage`, judged once per
@@ -46,7 +52,8 @@ from console.model.describe import describe_change
 from console.model.sanitize import clean_text
 from console.ui import rollout_commands
 from console.ui.modals.fault import describe_faults
-from console.ui.text import safe_markup, safe_text
+from console.ui.text import format_age, safe_markup, safe_text
+from console.ui.widgets.incident_strip import IncidentStrip
 from console.ui.widgets.rollout_panel import FULL_MIN_HEIGHT, RolloutPane
 from console.ui.widgets.rollout_text import countdowns, urgency
 from console.ui.widgets.service_detail import (
@@ -136,6 +143,8 @@ class DashboardScreen(Screen[None]):
         Binding("h", "rollout('hold')", "Hold/resume", id="rollout-hold", show=False),
         Binding("R", "rollout('rollback')", "Roll back", id="rollout-rollback", show=False),
         Binding("r", "next_rollout", "Next rollout", id="rollout-next", show=False),
+        Binding("i", "declare", "Declare", id="incident-declare", show=False),
+        Binding("I", "incident", "Incident", id="incident-open"),
         Binding("o", "order('config')", "Config order", id="services-order"),
         Binding("o", "order('trouble')", "Worst first", id="services-order"),
         Binding("x", "demo_fault", "Fault", id="demo-fault", show=True),
@@ -170,6 +179,7 @@ class DashboardScreen(Screen[None]):
         config = self.conn.engine.config
         yield TopBar()
         yield Static("", id="countdown")
+        yield IncidentStrip(clock=self.conn.clock, ticking=self.conn.ticking, id="incidents")
         yield ServiceTable(id="services")
         yield Static("", id="faults")
         if config.rollouts:
@@ -192,6 +202,9 @@ class DashboardScreen(Screen[None]):
             return self._rollout_key(action)
         if action == "order":
             return parameters != (self.query_one(ServiceTable).order,)
+        if action == "incident":
+            # Shown in the footer only while an incident is open (the strip lists them).
+            return bool(self._snapshot and self._snapshot.open_incidents)
         if action in ("demo_fault", "demo_clear"):
             return bool(self.conn.demo_urls)
         if action == "demo_only":
@@ -209,6 +222,7 @@ class DashboardScreen(Screen[None]):
         if snapshot is None:
             return
         self.query_one(TopBar).snapshot = snapshot
+        self._show_incidents(snapshot)
         self._show_services(snapshot)
         self._show_rollout(snapshot)
         self._show_detail()
@@ -229,6 +243,16 @@ class DashboardScreen(Screen[None]):
         troubles = troubles_of(snapshot.services, now)
         self.query_one(ServiceTable).show(snapshot.services, now, troubles)
         self.query_one(TopBar).summary = triage.summary(troubles.values())
+
+    def _show_incidents(self, snapshot: Snapshot) -> None:
+        """The strip's slices of the snapshot (it ticks its clocks itself)."""
+        strip = self.query_one(IncidentStrip)
+        had = bool(strip.incidents)
+        strip.now = self._now()
+        strip.incidents = snapshot.open_incidents
+        strip.outbox = snapshot.notify
+        if had != bool(strip.incidents):
+            self.refresh_bindings()  # `I` shows in the footer while an incident is open
 
     def _show_detail(self) -> None:
         snapshot = self._snapshot
@@ -354,11 +378,11 @@ class DashboardScreen(Screen[None]):
         await flow(self.conn, name)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A rollout dialog's worker that dies says so (a bug, never silent)."""
-        if event.worker.group == "rollout" and event.state == WorkerState.ERROR:
+        """A rollout or incident dialog's worker that dies says so (a bug, never silent)."""
+        if event.worker.group in ("rollout", "incident") and event.state == WorkerState.ERROR:
             error = event.worker.error
             self.notify(safe_markup(f"{type(error).__name__}: {error}", limit=400),
-                        severity="error", title="rollout command failed")
+                        severity="error", title=f"{event.worker.group} command failed")
 
     def action_next_rollout(self) -> None:
         snapshot = self._snapshot
@@ -380,6 +404,53 @@ class DashboardScreen(Screen[None]):
         from console.ui.screens.rollout_why import WhyScreen
 
         self.app.push_screen(WhyScreen(event.rollout, event.role, event.text))
+
+    # --- incidents -----------------------------------------------------------------------
+
+    def action_declare(self) -> None:
+        """``i``: declare an incident, the selected service ticked."""
+        self._incident_flow(self.query_one(ServiceTable).selected)
+
+    @work(exclusive=True, exit_on_error=False, group="incident")
+    async def _incident_flow(self, service: str | None) -> None:
+        from console.ui.screens.incident import declare
+
+        await declare(self.conn, service)
+
+    def action_incident(self) -> None:
+        """``I``: the newest open incident."""
+        snapshot = self._snapshot
+        if snapshot is None or not snapshot.open_incidents:
+            return
+        newest = max(snapshot.open_incidents, key=lambda panel: panel.state.declared_at)
+        self.open_incident(newest.id)
+
+    def open_incident(self, incident_id: str) -> None:
+        """Show one incident's screen (from the strip, `I` or the palette)."""
+        from console.ui.screens.incident import IncidentScreen
+
+        self.app.push_screen(IncidentScreen(incident_id))
+
+    @on(IncidentStrip.Opened)
+    def _incident_opened(self, event: IncidentStrip.Opened) -> None:
+        self.open_incident(event.incident_id)
+
+    @on(IncidentStrip.Overdue)
+    def _incident_overdue(self, event: IncidentStrip.Overdue) -> None:
+        """Ring once, and say what is owed, whatever screen is on top."""
+        state = event.panel.state
+        self.app.bell()
+        self.notify(
+            f"{state.id} ({state.severity}) is not acknowledged within "
+            f"{format_age(event.panel.severity.respond)}: {safe_markup(state.title, limit=80)}",
+            title="acknowledgement overdue", severity="error", timeout=30)
+
+    @on(IncidentStrip.LinesChanged)
+    def _strip_resized(self) -> None:
+        strip = self.query_one(IncidentStrip)
+        if strip.has_focus and not strip.incidents:  # the last one closed: back to the table
+            self.query_one(ServiceTable).focus()
+        self.call_after_refresh(self._fit)
 
     # --- demo fault keys -----------------------------------------------------------------
 
