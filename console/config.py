@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from console.errors import ConfigError, ConfigNotFound
 from console.model.alerts import AlertmanagerConfig
@@ -222,6 +230,15 @@ class UiConfig(Strict):
     [services]. The `o` key switches while the console runs."""
 
 
+class RunbooksConfig(Strict):
+    """``[runbooks]``: where the runbooks are and what runs their steps."""
+
+    paths: list[Path] = Field(default_factory=lambda: [Path("runbooks")])
+    """Folders (or ``.md`` files) of runbooks, relative to the config file's folder."""
+    shell: list[str] = Field(default_factory=lambda: ["bash", "-c"], min_length=1)
+    """The shell's argv up to and including its "run this text" flag."""
+
+
 class DefaultsConfig(Strict):
     """What applies to every service unless it says otherwise."""
 
@@ -230,6 +247,8 @@ class DefaultsConfig(Strict):
 
 class ConnConfig(Strict):
     """The root of conn.toml."""
+
+    _source: Path | None = PrivateAttr(default=None)
 
     environment: str = "default"
     """Shown in the header; name it after the place (production, staging)."""
@@ -247,6 +266,8 @@ class ConnConfig(Strict):
     """[rollouts.NAME]: staged rollouts, their gates, abort rules and actions (README: Rollouts)."""
     incidents: IncidentsConfig = IncidentsConfig()
     """[incidents]: severities, their clocks, the automatic incidents' severity."""
+    runbooks: RunbooksConfig = RunbooksConfig()
+    """[runbooks]: Markdown runbooks run step by step (README: Runbooks)."""
     notify: dict[str, NotifyConfig] = Field(default_factory=dict)
     """[notify.NAME]: chat webhooks (Slack or generic JSON) incidents and rollouts are told to."""
     theme: Literal["conn-dark", "conn-light", "conn-high-contrast"] = "conn-dark"
@@ -255,6 +276,11 @@ class ConnConfig(Strict):
     """Binding id -> keys, e.g. "app-flags" = "F"."""
     ui: UiConfig = UiConfig()
     """[ui]: the console's layout choices (the services table's order)."""
+
+    @property
+    def source(self) -> Path | None:
+        """The file this config was read from (None when it was not read from a file)."""
+        return self._source
 
     @field_validator("store")
     @classmethod
@@ -423,7 +449,19 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> tuple[ConnCon
         data = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read the config {path}: {e.strerror or e}") from e
-    return parse_config(data, source=str(path)), path
+    return located(parse_config(data, source=str(path)), path), path
+
+
+def located(config: ConnConfig, path: Path) -> ConnConfig:
+    """``config`` read from ``path``: relative runbook paths resolved against its folder,
+    and the file remembered (a runbook step's ``conn`` reads the same config)."""
+    folder = path.resolve().parent
+    runbooks = config.runbooks.model_copy(update={"paths": [
+        p if p.is_absolute() else folder / p for p in (x.expanduser() for x in config.runbooks.paths)
+    ]})
+    found = config.model_copy(update={"runbooks": runbooks})
+    found._source = path.resolve()
+    return found
 
 
 def parse_config(data: bytes | str, *, source: str = "<config>") -> ConnConfig:

@@ -53,12 +53,14 @@ from console.engine.outbox import OutboxDuty, OutboxProjection
 from console.engine.projections import ProjectionSet
 from console.engine.rollout_duty import RolloutDuty
 from console.engine.rollouts import RolloutCommands, RolloutEvaluator, RolloutProjection
+from console.engine.runbooks import RunbookCommands, RunbookLibrary, RunbookProjection
 from console.engine.sampling import Sampling
 from console.engine.snapshot import (
     FlagsView,
     IncidentPanel,
     Role,
     RolloutPanel,
+    RunbooksView,
     ServiceView,
     Snapshot,
 )
@@ -70,6 +72,7 @@ from console.model.events import Actor
 from console.model.flagd import Evaluation
 from console.model.live import ServiceLive, current_writer
 from console.model.rollout_live import LIVE_PREFIX, RolloutLive
+from console.model.runbook_runs import RunState
 from console.paths import state_dir
 from console.store.base import EventStore
 
@@ -138,8 +141,9 @@ class Engine:
         self._incidents = IncidentProjection(config)
         self._health = HealthProjection()
         self._outbox = OutboxProjection(config, self._incidents)
+        self._runs = RunbookProjection()
         self.projections = ProjectionSet(
-            [self._flags, self._rollouts, self._incidents, self._health, self._outbox],
+            [self._flags, self._rollouts, self._incidents, self._health, self._outbox, self._runs],
             recent=RECENT_EVENTS,
         )
         self.flag_file = FlagFile(  # this machine's flagd file (its status is in snapshots)
@@ -167,6 +171,14 @@ class Engine:
         self._bus.register(IncidentCommands(
             store=store, projections=self.projections, incidents=self._incidents, clock=self.clock,
         ).handlers())
+        self.runbooks = RunbookLibrary(config.runbooks.paths)
+        """The runbooks under ``[runbooks] paths`` (read at start; :meth:`reload_runbooks`)."""
+        self.runbook_commands = RunbookCommands(
+            config=config, store=store, projections=self.projections, runs=self._runs,
+            library=self.runbooks, clock=self.clock, incident=self._incident_context,
+            conn_config=config.source,
+        )
+        self._bus.register(self.runbook_commands.handlers())
         self._health_recorder = HealthRecorder(
             store, self.projections, self._health, self.clock, self.auto_actor)
         self._outbox_wake = asyncio.Event()
@@ -214,6 +226,7 @@ class Engine:
             raise RuntimeError(f"the engine is {self.state}; an engine starts once")
         self.state = "starting"
         try:
+            await asyncio.to_thread(self.runbooks.reload)
             await self.projections.load(self.store)
             if self._sync_flag_file:
                 await self.flag_file.sync()
@@ -398,6 +411,24 @@ class Engine:
         state = self._incidents.get(incident_id)
         return IncidentPanel(state, self.config.incidents.severity(state.severity))
 
+    def _incident_context(self, incident_id: str) -> tuple[str, tuple[str, ...], tuple[dict[str, str], ...]]:
+        state = self._incidents.get(incident_id)
+        return state.id, state.services, tuple(dict(a.labels) for a in state.alerts.values())
+
+    def run(self, run_id: str) -> RunState:
+        """One runbook run as it is now (a query). Raises CommandError when there is none."""
+        return self._runs.get(run_id)
+
+    def runs(self) -> list[RunState]:
+        """Every runbook run, oldest first."""
+        return sorted((r for r in self._runs.runs.values() if r.lifecycle != "pending"),
+                      key=lambda r: r.started_at or 0.0)
+
+    async def reload_runbooks(self) -> None:
+        """Read the runbook files again (edited while the console runs)."""
+        await asyncio.to_thread(self.runbooks.reload)
+        await self._publish()
+
     async def check_flag_file(self) -> None:
         """Look at this machine's flagd file again (edited by hand?) and show what is found."""
         await self.flag_file.check()
@@ -502,6 +533,10 @@ class Engine:
             ),
             recent_events=tuple(self.projections.recent),
             incidents=self._incident_panels(),
+            runbooks=RunbooksView(
+                runbooks=tuple(self.runbooks.runbooks.values()), broken=self.runbooks.broken,
+                runs=tuple(self.runs()), revision=self.runbooks.revision,
+            ),
             notify=self._outbox.views(),
             problem="; ".join(problems) or None,
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from console.config import ConnConfig
@@ -84,6 +84,7 @@ class IncidentProjection:
         self._recent: deque[tuple[Event, str, str, frozenset[str] | None, str | None]] = deque(
             maxlen=RECENT_RELATED)
         self._run_incident: dict[str, str] = {}
+        self._run_steps: dict[str, tuple[str, list[str]]] = {}
         self.rollbacks: deque[Event] = deque(maxlen=100)
         """Automatic rollbacks seen (the leader's duty raises an incident for each, once)."""
         self._rollout_services = {
@@ -139,8 +140,6 @@ class IncidentProjection:
             if event.time >= since and _relates(state, services, incident):
                 state = state.relate(event, kind, text)
         entries = tuple(sorted(state.entries, key=lambda e: e.position))
-        from dataclasses import replace
-
         return replace(state, entries=entries)
 
     def _relation(self, event: Event) -> tuple[str, str, frozenset[str] | None, str | None] | None:
@@ -154,13 +153,23 @@ class IncidentProjection:
         if kind == "health" and event.type == HEALTH_CHANGED:
             return "health", health_text(event), frozenset({name}), None
         if event.stream.startswith(RUNBOOK_STREAM):
-            linked = event.payload.get("incident") if isinstance(event.payload, Mapping) else None
+            payload = event.payload if isinstance(event.payload, Mapping) else {}
+            linked = payload.get("incident")
             if isinstance(linked, str) and linked:
                 self._run_incident[event.stream] = linked
+                steps = payload.get("steps")
+                self._run_steps[event.stream] = (
+                    str(payload.get("runbook", "")), [str(t) for t in steps] if isinstance(steps, list) else [])
             incident = self._run_incident.get(event.stream)
             if incident is None:
                 return None
-            return "runbook", describe_change(event), frozenset(), incident
+            runbook, titles = self._run_steps.get(event.stream, ("", []))
+            step = payload.get("step")
+            if isinstance(step, int) and 0 < step <= len(titles) and "title" not in payload:
+                payload = {**payload, "title": titles[step - 1]}
+            described = describe_change(replace(event, payload=payload))
+            text = described if event.type == "runbook.started" else f"runbook {runbook}: {described}"
+            return "runbook", text, frozenset(), incident
         return None
 
     # queries

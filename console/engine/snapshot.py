@@ -23,6 +23,8 @@ from console.model.rollout_config import RolloutConfig
 from console.model.rollout_live import RolloutLive
 from console.model.rollouts import RolloutState, RolloutView
 from console.model.rollouts import status as rollout_status
+from console.model.runbook_runs import RunState
+from console.model.runbooks import BrokenRunbook, Runbook
 
 Role = Literal["starting", "leader", "follower"]
 
@@ -103,6 +105,23 @@ class IncidentPanel:
 
 
 @dataclass(frozen=True)
+class RunbooksView:
+    """The runbooks this console read, the broken ones, and every run (oldest first)."""
+
+    runbooks: tuple[Runbook, ...] = ()
+    broken: tuple[BrokenRunbook, ...] = ()
+    runs: tuple[RunState, ...] = ()
+    revision: int = 0
+
+    def last_run(self, name: str) -> RunState | None:
+        found = [r for r in self.runs if r.runbook == name]
+        return found[-1] if found else None
+
+    def for_incident(self, incident_id: str) -> tuple[RunState, ...]:
+        return tuple(r for r in self.runs if r.incident == incident_id)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The whole state a view needs, at one moment."""
 
@@ -122,6 +141,7 @@ class Snapshot:
     """Every incident, open ones first (most severe, newest), then the rest newest first."""
     notify: tuple[OutboxView, ...] = ()
     """Each chat webhook's outbox: pending notices and the latest failure."""
+    runbooks: RunbooksView = field(default_factory=RunbooksView)
 
     def incident(self, incident_id: str) -> IncidentPanel | None:
         return next((i for i in self.incidents if i.id == incident_id), None)
