@@ -531,7 +531,9 @@ class Engine:
                 RolloutPanel(name, self._rollouts.state(name), plan, self._rollout_live.get(name))
                 for name, plan in self.config.rollouts.items()
             ),
-            recent_events=tuple(self.projections.recent),
+            # Deliveries are bookkeeping, not changes an on-call engineer made or must see
+            # (`conn audit --stream notify/NAME` has them; failures show on the strip).
+            recent_events=tuple(e for e in self.projections.recent if not e.stream.startswith("notify/")),
             incidents=self._incident_panels(),
             runbooks=RunbooksView(
                 runbooks=tuple(self.runbooks.runbooks.values()), broken=self.runbooks.broken,

@@ -5,12 +5,16 @@ as a ``HealthChanged`` event on ``health/<service>``, so an incident's
 timeline and its postmortem show when its services went bad and when they
 recovered, from the same hash-chained log as everything else.
 
-Only transitions are recorded, with the breach that caused them
-(``ok → critical (errors 12.3% > 5.00%)``). A stale row records nothing:
-"we could not see it" is not a change of the service. A value flapping
-around a threshold is damped: after a transition, the next one of the same
-service waits :data:`MIN_GAP` seconds, and then records the state as it is
-(so a flap that settled back records nothing).
+Three levels are recorded: ``down``, ``critical`` (a signal past its
+critical level: degraded in the operator's sense) and ``up`` (everything
+else, warnings included: a warning is a reason to look, not a change of the
+service's health, and a signal hovering at its warning level would fill the
+log). Only transitions are recorded, with the breach that caused them
+(``up → critical (errors 12.3% > 5.00%)``). A stale row records nothing:
+"we could not see it" is not a change of the service. Flapping is damped
+twice: a new level must hold for :data:`SETTLE` seconds before it is
+recorded, and two transitions of one service are at least :data:`MIN_GAP`
+apart.
 
 The last recorded state per service is a projection of ``health/``, so a new
 leader continues where the old one stopped instead of recording again.
@@ -36,6 +40,9 @@ log = logging.getLogger(__name__)
 
 MIN_GAP = 10.0
 """Seconds between two recorded transitions of one service (flap damping)."""
+SETTLE = 3.0
+"""Seconds a new level must hold before it is recorded."""
+LEVELS = {"down": "down", "critical": "critical", "warning": "up", "ok": "up"}
 
 
 class HealthProjection:
@@ -63,10 +70,10 @@ def state_of(live: ServiceLive) -> tuple[str, str]:
         return "stale", ""
     worst = worst_signal(live)
     if level == "down" or worst is None:
-        why = live.reason if level != "ok" else ""
+        why = live.reason if level == "down" else ""
     else:
-        why = breach_text(worst)
-    return level, clean_text(why or "", limit=160)
+        why = breach_text(worst) if level == "critical" else ""
+    return LEVELS[level], clean_text(why or "", limit=160)
 
 
 class HealthRecorder:
@@ -79,15 +86,23 @@ class HealthRecorder:
         self._health = health
         self._clock = clock
         self._actor = actor
+        self._pending: dict[str, tuple[str, float]] = {}
 
     async def seen(self, service: str, live: ServiceLive) -> Event | None:
         """Record ``live``'s state if it differs from the last recorded one (and the gap allows)."""
         to, why = state_of(live)
         if to == "stale":
             return None
-        before, at = self._health.last.get(service, ("ok", 0.0))
+        before, at = self._health.last.get(service, ("up", 0.0))
         now = self._clock.now()
-        if to == before or (at and now - at < MIN_GAP):
+        if to == before:
+            self._pending.pop(service, None)
+            return None
+        pending = self._pending.get(service)
+        if pending is None or pending[0] != to:
+            self._pending[service] = (to, now)
+            return None
+        if now - pending[1] < SETTLE or (at and now - at < MIN_GAP):
             return None
         stream = HEALTH_STREAM + service
         payload: dict[str, Any] = {"service": service, "from": before, "to": to, "why": why,
@@ -100,5 +115,6 @@ class HealthRecorder:
         except StoreError as e:
             log.warning("could not record %s's health change: %s", service, e)
             return None
+        self._pending.pop(service, None)
         events = await self._projections.refresh(self._store, stream)
         return events[-1] if events else None

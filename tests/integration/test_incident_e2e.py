@@ -81,7 +81,7 @@ async def test_an_automatic_rollback_opens_a_sev2_incident_that_is_run_to_a_post
         opened_at = next(e.position for e in state.entries if e.kind == "opened")
 
         async def recovered() -> bool:
-            return any(e.kind == "health" and e.position > opened_at and "checkout-canary: critical → ok"
+            return any(e.kind == "health" and e.position > opened_at and "checkout-canary: critical → up"
                        in e.text for e in (await incident()).entries)
 
         deadline = asyncio.get_running_loop().time() + 60
@@ -115,7 +115,7 @@ async def test_an_automatic_rollback_opens_a_sev2_incident_that_is_run_to_a_post
         text.find("→ critical") if "→ critical" in text else text.find("→ down"),
         text.find("rollback started"),
         text.find("canary errors at 30%"),
-        text.find("checkout-canary: critical → ok", text.find("canary errors at 30%")),
+        text.find("checkout-canary: critical → up", text.find("canary errors at 30%")),
         text.find("error rate back under 1%"),
     ]
     assert all(i >= 0 for i in order), (order, text)
