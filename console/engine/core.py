@@ -182,6 +182,7 @@ class Engine:
         self._health_recorder = HealthRecorder(
             store, self.projections, self._health, self.clock, self.auto_actor)
         self._outbox_wake = asyncio.Event()
+        self._incident_wake = asyncio.Event()
 
         tick = min((spec.interval for spec in config.services.values()), default=5.0)
         self.recorder = History(config.history, store, self.clock, tick=min(tick, 5.0))
@@ -324,6 +325,7 @@ class Engine:
             execute=lambda command, actor: self.execute(command, actor=actor),
             actor=self.auto_actor, clock=self.clock,
             report=lambda problem: self._set_problem("incidents", problem),
+            wake=self._incident_wake,
         ).start(stack, self._supervisor)
         stack.callback(self._set_problem, "incidents", None)
         OutboxDuty(
@@ -585,6 +587,7 @@ class Engine:
                 async for event in self.store.subscribe(after=self.projections.position):
                     backoff = RETRY_MIN
                     self._outbox_wake.set()
+                    self._incident_wake.set()
                     self._set_problem("events", None)
                     if self.projections.apply(event) and self.projections.owner(event.stream) is self._flags:
                         # Keep this machine's flag file in step with changes made

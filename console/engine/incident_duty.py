@@ -40,7 +40,7 @@ TRIGGER_MAX_AGE = 900.0
 """An automatic rollback older than this (seconds) opens no incident: a leader that
 starts on an old log does not declare last week's rollbacks."""
 TICK = 0.5
-"""Seconds between looks at new triggers."""
+"""Seconds between looks at new triggers when no event woke the duty sooner."""
 
 Execute = Callable[[Command, Actor], Awaitable[CommandResult]]
 
@@ -79,7 +79,7 @@ class IncidentDuty:
 
     def __init__(self, config: ConnConfig, *, incidents: IncidentProjection, recent: Callable[[], list[Event]],
                  execute: Execute, actor: Actor, clock: Clock,
-                 report: Callable[[str | None], None]) -> None:
+                 report: Callable[[str | None], None], wake: asyncio.Event | None = None) -> None:
         self._config = config
         self._incidents = incidents
         self._recent = recent
@@ -88,6 +88,7 @@ class IncidentDuty:
         self._clock = clock
         self._report = report
         self._done: set[str] = set()
+        self._wake = wake or asyncio.Event()
 
     def start(self, stack: contextlib.AsyncExitStack, supervisor: Supervisor) -> None:
         tasks = [supervisor.spawn(self._rollbacks(), "incidents")]
@@ -97,8 +98,10 @@ class IncidentDuty:
 
     async def _rollbacks(self) -> None:
         while True:
+            self._wake.clear()
             await self.check_rollbacks()
-            await asyncio.sleep(TICK)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=TICK)
 
     async def check_rollbacks(self) -> None:
         now = self._clock.now()
