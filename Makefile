@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/flags.py
 	$(BIN)/python bench/history.py
+	$(BIN)/python bench/incidents.py
 
 snapshots: $(STAMP)
 	$(BIN)/pytest -q tests/ui --snapshot-update
