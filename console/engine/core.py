@@ -66,6 +66,7 @@ from console.engine.snapshot import (
 )
 from console.engine.supervisor import Supervisor
 from console.errors import ConsoleError, StoreError
+from console.model.alerts import ALERTS_LIVE_ROW, AlertsLive
 from console.model.backtest import Span, backtest, rules_of
 from console.model.clock import Clock, SystemClock
 from console.model.events import Actor
@@ -204,6 +205,7 @@ class Engine:
         self._giving_up: asyncio.Task[None] | None = None
         self._flags_view: tuple[int, FlagsView] | None = None
         self._incident_cache: tuple[int, tuple[IncidentPanel, ...]] | None = None
+        self._alerts_live: AlertsLive | None = None
         self._snapshot = self._build()
         self._changed = asyncio.Condition()
 
@@ -325,7 +327,7 @@ class Engine:
             execute=lambda command, actor: self.execute(command, actor=actor),
             actor=self.auto_actor, clock=self.clock,
             report=lambda problem: self._set_problem("incidents", problem),
-            wake=self._incident_wake,
+            wake=self._incident_wake, write_alerts=self._write_alerts_live,
         ).start(stack, self._supervisor)
         stack.callback(self._set_problem, "incidents", None)
         OutboxDuty(
@@ -367,6 +369,15 @@ class Engine:
             await self.store.write_live(
                 LIVE_PREFIX + name, live.model_dump(mode="json"), at=live.at, writer=self.label
             )
+        except StoreError as e:
+            self._set_problem("write", f"cannot write the live table: {e}")
+        await self._publish()
+
+    async def _write_alerts_live(self, live: AlertsLive) -> None:
+        self._alerts_live = live
+        try:
+            await self.store.write_live(ALERTS_LIVE_ROW, live.model_dump(mode="json"), at=live.at,
+                                        writer=self.label)
         except StoreError as e:
             self._set_problem("write", f"cannot write the live table: {e}")
         await self._publish()
@@ -542,6 +553,7 @@ class Engine:
                 runs=tuple(self.runs()), revision=self.runbooks.revision,
             ),
             notify=self._outbox.views(),
+            alerts=self._alerts_live,
             problem="; ".join(problems) or None,
         )
 
@@ -613,6 +625,12 @@ class Engine:
 
     async def _read_live(self) -> None:
         rows = await self.store.read_live()
+        alerts = rows.get(ALERTS_LIVE_ROW)
+        if alerts is not None and self.config.sources.alertmanager is not None:
+            try:
+                self._alerts_live = AlertsLive.model_validate(alerts.data)
+            except ValidationError:
+                self._alerts_live = None
         for name in self.config.rollouts:
             row = rows.get(LIVE_PREFIX + name)
             if row is not None:

@@ -79,7 +79,8 @@ class IncidentDuty:
 
     def __init__(self, config: ConnConfig, *, incidents: IncidentProjection, recent: Callable[[], list[Event]],
                  execute: Execute, actor: Actor, clock: Clock,
-                 report: Callable[[str | None], None], wake: asyncio.Event | None = None) -> None:
+                 report: Callable[[str | None], None], wake: asyncio.Event | None = None,
+                 write_alerts: Callable[[Any], Awaitable[None]] | None = None) -> None:
         self._config = config
         self._incidents = incidents
         self._recent = recent
@@ -89,6 +90,7 @@ class IncidentDuty:
         self._report = report
         self._done: set[str] = set()
         self._wake = wake or asyncio.Event()
+        self._write_alerts = write_alerts
 
     def start(self, stack: contextlib.AsyncExitStack, supervisor: Supervisor) -> None:
         tasks = [supervisor.spawn(self._rollbacks(), "incidents")]
@@ -132,24 +134,40 @@ class IncidentDuty:
 
         spec = self._config.sources.alertmanager
         assert spec is not None
+        from console.model.alerts import AlertsLive, FiringAlert
+        from console.model.incidents import alert_key
+
         async with AlertmanagerSource(spec) as source:
             while True:
                 try:
                     alerts = await source.fetch()
                 except ConsoleError as e:
                     self._report(f"alertmanager: {e}")
+                    await self._show(AlertsLive(at=self._clock.now(), problem=redact(str(e))))
                     await asyncio.sleep(spec.interval)
                     continue
                 self._report(None)
                 listed: set[tuple[str, float]] = set()
+                shown: list[FiringAlert] = []
                 for alert in alerts:
                     rule = match_rule(spec.rules, alert)
-                    if rule is None:
-                        continue
-                    listed.add(alert.occurrence)
-                    await self._alert_fired(alert, rule, alert_service(rule, alert), alert_title(rule, alert))
+                    service, title = alert_service(rule, alert), alert_title(rule, alert)
+                    if rule is not None:
+                        listed.add(alert.occurrence)
+                        await self._alert_fired(alert, rule, service, title)
+                    key = alert_key(alert.fingerprint, alert.starts_at)
+                    incident = next((s.id for s in self._incidents.states.values() if key in s.triggers), None)
+                    shown.append(FiringAlert(
+                        name=alert.name, title=title, fingerprint=alert.fingerprint,
+                        starts_at=alert.starts_at, service=service,
+                        severity=rule.severity if rule is not None else None, incident=incident))
                 await self._alerts_gone(listed)
+                await self._show(AlertsLive(at=self._clock.now(), alerts=tuple(shown)))
                 await asyncio.sleep(spec.interval)
+
+    async def _show(self, live: Any) -> None:
+        if self._write_alerts is not None:
+            await self._write_alerts(live)
 
     async def _alert_fired(self, alert: Any, rule: Any, service: str | None, title: str) -> None:
         from console.model.incidents import alert_key

@@ -15,6 +15,7 @@ from typing import Literal
 from console.actions.flagd_file import ExportStatus
 from console.engine.flags import FlagView
 from console.engine.outbox import OutboxView
+from console.model.alerts import AlertsLive
 from console.model.events import Event
 from console.model.incident_config import SeverityConfig
 from console.model.incidents import IncidentState, clocks
@@ -142,6 +143,8 @@ class Snapshot:
     notify: tuple[OutboxView, ...] = ()
     """Each chat webhook's outbox: pending notices and the latest failure."""
     runbooks: RunbooksView = field(default_factory=RunbooksView)
+    alerts: AlertsLive | None = None
+    """Alertmanager's firing alerts as the leader last polled them (None: not configured or not yet)."""
 
     def incident(self, incident_id: str) -> IncidentPanel | None:
         return next((i for i in self.incidents if i.id == incident_id), None)

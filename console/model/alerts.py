@@ -33,7 +33,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from console.model.incident_config import Severity
 from console.model.rollout_config import SecretName, Strict
@@ -532,3 +532,34 @@ def alert_title(rule: AlertRule | None, alert: Alert) -> str:
         if candidate and (title := clean_text(candidate, limit=TITLE_LIMIT).strip()):
             return title
     return f"alert {alert.fingerprint}"
+
+
+# --- what the dashboard's alerts strip shows ------------------------------------------
+
+ALERTS_LIVE_ROW = "alerts/alertmanager"
+"""The live-table row the leader writes after each poll, so every console shows the alerts."""
+
+
+class FiringAlert(BaseModel):
+    """One active alert as the alerts strip shows it (the leader's latest poll)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    title: str
+    fingerprint: str
+    starts_at: float
+    service: str | None = None
+    severity: str | None = None
+    """The matching rule's severity; None when no rule matches (shown, opens nothing)."""
+    incident: str | None = None
+
+
+class AlertsLive(BaseModel):
+    """The leader's latest poll of Alertmanager: the firing alerts, or why it could not tell."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    at: float
+    alerts: tuple[FiringAlert, ...] = ()
+    problem: str | None = None

@@ -62,6 +62,12 @@ async def test_a_firing_alert_opens_one_incident_and_resolves_on_it(
             assert (state.id, state.severity, state.services) == ("INC-1", "SEV2", ("payments",))
             assert state.title == "payments 5xx above 5%"  # escape sequence stripped
             assert len(state.alerts) == 1  # the alert no rule matches opened nothing
+            # Every console shows what fires, with the incident it opened (or none).
+            await until(lambda: engine.snapshot.alerts is not None and len(engine.snapshot.alerts.alerts) == 2,
+                        within=10, what="the alerts strip's data")
+            shown = {a.name: a for a in engine.snapshot.alerts.alerts}  # type: ignore[union-attr]
+            assert shown["HighErrorRate"].incident == "INC-1" and shown["HighErrorRate"].severity == "SEV2"
+            assert shown["Unrouted"].incident is None and shown["Unrouted"].severity is None
             # Polls repeat every second: the same occurrence is a no-op.
             version = state.version
             await until(lambda: engine.snapshot.problem is None, within=5, what="a clean poll")
@@ -94,6 +100,8 @@ async def test_an_alertmanager_that_is_down_is_a_source_problem_and_no_churn(
             await until(lambda: "alertmanager" in (engine.snapshot.problem or "").lower(), within=10,
                         what="the source problem shown")
             assert "connection refused" in (engine.snapshot.problem or "")
+            await until(lambda: engine.snapshot.alerts is not None, within=10, what="the poll shown")
+            assert "connection refused" in (engine.snapshot.alerts.problem or "")  # type: ignore[union-attr]
             assert len(engine.snapshot.incidents) == 1
             assert engine.incident("INC-1").state.version == 1
     finally:
