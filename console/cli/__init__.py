@@ -31,6 +31,7 @@ _MODULES = (
     "console.cli.watch",
     "console.cli.incident",
     "console.cli.secret",
+    "console.cli.runbook",
 )
 
 

@@ -7,9 +7,10 @@ plan 001. Each service's p50/p95/p99 and error_rate are those of its simulated
 traffic, read from its health JSON (``[services.X.json]``), so what the table
 calls errors is the service's own and an injected ``error_rate`` fault shows
 without Prometheus; the prober's failed health checks are ``probe_errors``,
-judged by the same levels. The text is TOML written by hand (the stdlib reads TOML but cannot
-write it), every string escaped, and it is validated by ``parse_config`` in
-the tests.
+judged by the same levels. The runbooks shipped for this fleet
+(``console/demo/runbooks``) are the config's ``[runbooks] paths``. The text is
+TOML written by hand (the stdlib reads TOML but cannot write it), every
+string escaped, and it is validated by ``parse_config`` in the tests.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from console.actions.runbook_files import demo_runbooks_folder
 from console.errors import StateDirError
 
 CONFIG_NAME = "conn-demo.toml"
@@ -105,6 +107,11 @@ def render_config(
         "[defaults.thresholds.probe_errors]",
         "warning = 1.0",
         "critical = 5.0",
+        "",
+        "# The runbooks shipped with Conn, written for this fleet (`b` in the console,",
+        "# `conn runbook list`); an absolute path, as the demo config lives in the state dir.",
+        "[runbooks]",
+        f"paths = [{_string(str(demo_runbooks_folder()))}]",
         "",
         "[flags]",
         f"export = {_string(str(state / FLAGS_NAME))}",

@@ -14,15 +14,19 @@ plumbing:
   tick a check, acknowledge a note, skip with a reason, finish, abandon.
 
 **Interrupted.** A step recorded as started and not ended is *running* while
-this process runs it, or while another console still may (until its
-timeout and the kill grace have passed); after that it is *interrupted*: it
-may or may not have run, and it runs again only when retried with a reason.
+this process runs it, or while the console that started it still may: on
+this machine, while its process lives (the step's event names its host and
+pid); on another machine, until its timeout, the kill grace and
+:data:`ELSEWHERE_SLACK` have passed. After that it is *interrupted*: it may
+or may not have run, and it runs again only when retried with a reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +43,7 @@ from console.model.clock import Clock
 from console.model.events import Actor, Event, NewEvent
 from console.model.runbook_runs import (
     RUN_STREAM,
+    STEP_STARTED,
     Change,
     RunbookRefused,
     RunState,
@@ -61,9 +66,10 @@ from console.store.base import EventStore
 
 KILL_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL when a step is stopped."""
-ELSEWHERE_SLACK = 30.0
-"""Seconds past a step's timeout (and the kill grace) during which a step another console
-started is still shown as running there; after that, as interrupted."""
+ELSEWHERE_SLACK = 10.0
+"""Seconds past a step's timeout (and the kill grace) during which a step a console on
+another machine started is still shown as running there; after that, as interrupted.
+(On the same machine the runner's process is looked at directly.)"""
 OPEN_ATTEMPTS = 20
 
 OutputCallback = Callable[[str, str], None]
@@ -111,12 +117,20 @@ class RunbookProjection:
 
     def __init__(self) -> None:
         self.runs: dict[str, RunState] = {}
+        self.runners: dict[tuple[str, int], tuple[str, int]] = {}
+        """(run, step) → (host, pid) of the console that started the step's latest attempt."""
 
     def apply(self, event: Event) -> bool:
         run_id = event.stream.removeprefix(RUN_STREAM)
         before = self.runs.get(run_id) or RunState(run_id)
         after = before.apply(event)
         self.runs[run_id] = after
+        runner = event.payload.get("runner") if isinstance(event.payload, Mapping) else None
+        step = event.payload.get("step") if isinstance(event.payload, Mapping) else None
+        if event.type == STEP_STARTED and isinstance(runner, Mapping) and isinstance(step, int):
+            host, pid = runner.get("host"), runner.get("pid")
+            if isinstance(host, str) and isinstance(pid, int):
+                self.runners[(run_id, step)] = (host, pid)
         return after is not before
 
     def get(self, run_id: str) -> RunState:
@@ -284,6 +298,10 @@ class RunbookCommands:
         record = state.record(number) if 0 < number <= len(state.steps) else None
         if record is None or record.status != "running" or record.started_at is None:
             return False
+        runner = self._runs.runners.get((state.run_id, number))
+        if runner is not None and runner[0] == socket.gethostname():
+            # Started on this machine: its console either still runs or is gone for good.
+            return runner[1] != os.getpid() and _alive(runner[1])
         runbook = self._library.runbooks.get(state.runbook)
         timeout = runbook.steps[number - 1].timeout if runbook and number <= len(runbook.steps) else 0.0
         return self._clock.now() < record.started_at + timeout + KILL_GRACE + ELSEWHERE_SLACK
@@ -354,6 +372,13 @@ class RunbookCommands:
         if step.kind != "command" or step.command is None:
             raise CommandError(f"step {command.step} ({step.title}) has no command to run")
         status = self.status(state, command.step)
+        if status == "running":
+            record = state.record(command.step)
+            where = self._runs.runners.get((state.run_id, command.step))
+            raise CommandError(
+                f"step {command.step} ({step.title}) is still running, started by {record.started_by}"
+                + (f" on {where[0]}" if where else "")
+                + ": cancel it there, or retry it once it counts as interrupted")
         if status in ("failed", "timed_out", "cancelled", "interrupted"):
             changes = _decided(lambda: retry_step(state, runbook, command.step, typed=command.typed,
                                                   reason=command.reason, live=False))
@@ -365,6 +390,10 @@ class RunbookCommands:
                 secrets[name] = get_secret(name)
             except ConsoleError as e:
                 raise CommandError(f"{runbook.name} needs the secret {name!r}: {e}") from e
+        # Who runs it: a console on this machine can tell at once when that process is gone.
+        runner = {"host": socket.gethostname(), "pid": os.getpid()}
+        changes = [(kind, {**payload, "runner": runner}) if kind == STEP_STARTED else (kind, payload)
+                   for kind, payload in changes]
         events = list(await self._append(state.stream, changes, actor, command.reason))
         key = (state.run_id, command.step)
         self.running[key] = time.monotonic()
@@ -408,6 +437,16 @@ class RunbookCommands:
         finally:
             appended = await self._projections.refresh(self._store, stream)
         return tuple(e for e in appended if e.version > known)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _decided(decide: Callable[[], list[Change]]) -> list[Change]:

@@ -18,7 +18,7 @@ from console.engine.runbooks import (
     TickRunbookCheck,
 )
 from console.errors import CommandError
-from console.model.events import Actor
+from console.model.events import Actor, NewEvent
 from console.store import open_store
 
 ALICE = Actor("alice")
@@ -122,3 +122,41 @@ async def test_a_run_linked_to_an_incident_lands_on_its_timeline(
     assert any("step 4 (Break) failed: exit 3" in t for t in texts), texts
     assert any("step 4 (Break) skipped: known to fail in the drill" in t for t in texts), texts
     assert all("s3cr3t-value" not in str(e.payload) for e in events)
+
+
+async def test_a_step_started_on_another_machine_is_running_until_its_timeout_has_surely_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from console.engine.runbooks import ELSEWHERE_SLACK, KILL_GRACE
+    from console.model.clock import FakeClock
+
+    monkeypatch.setenv("CONN_SECRET_DEPLOY_TOKEN", "x")
+    cfg = config(tmp_path)
+    clock = FakeClock()
+    store = await open_store(cfg.store)
+    try:
+        async with Engine(cfg, store, actor=ALICE, clock=clock, lead=False, follow=False,
+                          sync_flag_file=False) as engine:
+            run = (await engine.execute(StartRunbook(runbook="checkout-errors", values={"SERVICE": "checkout",
+                                                                                        "INCIDENT": "none"}))).detail
+            await engine.execute(AcknowledgeRunbookStep(run=run.run_id, step=1))
+            # Step 2 started by a console on another machine, which then went silent.
+            await store.append(run.stream, engine.projections.version_of(run.stream), [NewEvent(
+                "runbook.step_started", {"step": 2, "command": "echo", "attempt": 1, "retry_reason": None,
+                                         "rollback_of": None, "runner": {"host": "bastion-2", "pid": 1}})],
+                actor=Actor("bob"), at=clock.now())
+            await engine.projections.refresh(store, run.stream)
+            state = engine.run(run.run_id)
+            commands = engine.runbook_commands
+            assert commands.status(state, 2) == "running"
+            with pytest.raises(CommandError, match="still running"):
+                await engine.execute(RunRunbookStep(run=run.run_id, step=2, reason="gone?"))
+            timeout = engine.runbooks.get("checkout-errors").steps[1].timeout
+            clock.advance(timeout + KILL_GRACE + ELSEWHERE_SLACK + 1)
+            assert commands.status(engine.run(run.run_id), 2) == "interrupted"
+            with pytest.raises(CommandError, match="typed reason"):
+                await engine.execute(RunRunbookStep(run=run.run_id, step=2))
+            await engine.execute(RunRunbookStep(run=run.run_id, step=2, reason="bastion-2 rebooted"))
+            assert engine.run(run.run_id).record(2).status == "succeeded"
+    finally:
+        await store.close()
