@@ -47,7 +47,7 @@ from console.engine.health_events import HealthProjection, HealthRecorder
 from console.engine.history import History, HistoryPoint
 from console.engine.identity import current_actor, process_label
 from console.engine.incident_duty import IncidentDuty
-from console.engine.incidents import IncidentCommands, IncidentProjection
+from console.engine.incidents import IncidentCommands, IncidentProjection, incident_labels
 from console.engine.leadership import Leadership
 from console.engine.outbox import OutboxDuty, OutboxProjection
 from console.engine.projections import ProjectionSet
@@ -74,6 +74,7 @@ from console.model.flagd import Evaluation
 from console.model.live import ServiceLive, current_writer
 from console.model.rollout_live import LIVE_PREFIX, RolloutLive
 from console.model.runbook_runs import RunState
+from console.model.runbooks import Runbook
 from console.paths import state_dir
 from console.store.base import EventStore
 
@@ -427,6 +428,14 @@ class Engine:
     def _incident_context(self, incident_id: str) -> tuple[str, tuple[str, ...], tuple[dict[str, str], ...]]:
         state = self._incidents.get(incident_id)
         return state.id, state.services, tuple(dict(a.labels) for a in state.alerts.values())
+
+    def offered_runbooks(self, incident_id: str) -> list[Runbook]:
+        """The runbooks an incident offers: front matter naming one of its services, or
+        alert matchers matching its alerts' labels — or the labels of the automatic
+        rollback that opened it (``alertname="ConnAutoRollback"``, ``rollout``,
+        ``signal``, ``service``), so ``signal="error_rate"`` offers a runbook for it."""
+        state = self._incidents.get(incident_id)
+        return self.runbooks.offered(state.services, incident_labels(state, self.config))
 
     def run(self, run_id: str) -> RunState:
         """One runbook run as it is now (a query). Raises CommandError when there is none."""

@@ -211,6 +211,26 @@ def _relates(state: IncidentState, services: frozenset[str] | None, incident: st
     return services is None or bool(services & set(state.services))
 
 
+AUTO_ROLLBACK_ALERT = "ConnAutoRollback"
+"""The ``alertname`` an automatic rollback's incident answers to when runbooks are offered."""
+
+
+def incident_labels(state: IncidentState, config: ConnConfig) -> list[dict[str, str]]:
+    """Label sets a runbook's ``alerts`` matchers are matched against: each alert's labels,
+    and for an incident an automatic rollback opened, ``alertname``, ``rollout``, ``signal``
+    (the criterion's signal) and ``service`` (the canary)."""
+    labels = [dict(alert.labels) for alert in state.alerts.values()]
+    trigger = state.trigger or {}
+    if trigger.get("kind") == "rollback":
+        rollout = str(trigger.get("rollout") or "")
+        criterion = str(trigger.get("criterion") or "")
+        plan = config.rollouts.get(rollout)
+        signal = criterion.split()[0] if criterion.split() else ""
+        labels.append({"alertname": AUTO_ROLLBACK_ALERT, "rollout": rollout, "signal": signal,
+                       "service": plan.canary if plan else ""})
+    return labels
+
+
 def health_text(event: Event) -> str:
     """A health transition in words: ``checkout-canary: ok → critical (errors 12.3% > 5.00%)``."""
     p = event.payload if isinstance(event.payload, Mapping) else {}

@@ -119,6 +119,8 @@ class ConnApp(App[None]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Feature flags", "Open the flags screen (f)", self.action_flags)
         yield SystemCommand("Keys", "Every key and what it does (?)", self.action_help)
+        yield SystemCommand("Runbooks", "Start or resume a runbook run (b on the dashboard or an incident)",
+                            self._open_runbooks)
         yield SystemCommand("Declare an incident", "Severity, title, services (i on the dashboard)",
                             self._declare_incident)
         snapshot = self.snapshot
@@ -164,6 +166,14 @@ class ConnApp(App[None]):
             return
         dashboard.pop_until_active()
         self.call_later(dashboard.open_incident, incident_id)
+
+    def _open_runbooks(self) -> None:
+        """The runbooks list; from an incident's screen, for that incident (as `b` there)."""
+        from console.ui.screens.incident import IncidentScreen
+        from console.ui.screens.runbooks import RunbooksScreen
+
+        screen = self.screen
+        self.push_screen(RunbooksScreen(screen.incident_id if isinstance(screen, IncidentScreen) else None))
 
     def _declare_incident(self) -> None:
         dashboard = next((s for s in self.screen_stack if isinstance(s, DashboardScreen)), None)

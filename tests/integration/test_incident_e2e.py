@@ -68,6 +68,9 @@ async def test_an_automatic_rollback_opens_a_sev2_incident_that_is_run_to_a_post
         state = await incident()
         assert state.severity == "SEV2" and state.automatic and state.declared_by.startswith("conn-auto@")
         assert state.services == ("checkout", "checkout-canary")
+        async with Engine(config, store, lead=False, follow=False, sync_flag_file=False) as reader:
+            offered = [r.name for r in reader.offered_runbooks("INC-1")]
+        assert offered == ["high-error-rate"], offered  # the criterion's signal picks the runbook
         first = next(e.text for e in state.entries if e.kind == "opened")
         assert first.startswith("automatic rollback of checkout") and ("error_rate" in first or "health" in first)
 

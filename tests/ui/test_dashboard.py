@@ -227,7 +227,7 @@ async def test_the_table_is_ordered_worst_first_with_the_summary_in_the_header(f
         assert isinstance(frozen_app.screen, HelpScreen)
         shown = screen_text(frozen_app)
         assert "worst signal, past its critical level (▲ warning); +1 more" in shown
-        assert "o " in shown and "services worst first, or in config order" in shown
+        assert "o " in shown and "worst first / config order" in shown
         assert "⚠" in shown and "cannot be trusted" in shown
 
 

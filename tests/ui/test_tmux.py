@@ -83,3 +83,39 @@ def test_demo_in_a_real_terminal_at_80x24(terminal: Terminal) -> None:
     terminal.wait_for(lambda s: "Feature flags" not in s, 5, "flags closed")
     terminal.keys("q")
     terminal.wait_for(lambda s: "EXITED 0" in s, 10, "a clean exit on q")
+
+
+def test_a_shipped_runbook_runs_a_step_in_a_real_terminal(terminal: Terminal) -> None:
+    """`b`, high-error-rate, its variables typed in, step 1 (`conn status`) run: its output on screen."""
+    terminal.wait_for(lambda s: s.count("● up") >= 4, 20, "four demo services up on screen")
+    terminal.keys("b")
+    terminal.wait_for(lambda s: "Runbooks" in s and "high-error-rate" in s, 5, "the runbooks list")
+    terminal.keys("Enter")  # the first row: high-error-rate
+    answers = {"INCIDENT": "INC-0", "ROLLOUT": "checkout", "SERVICE": "checkout"}
+    asked: list[str] = []
+    while True:
+        shown = terminal.wait_for(lambda s: " needs " in s or "RUNBOOK" in s, 10, "a variable asked, or the runner")
+        if "RUNBOOK" in shown:
+            break
+        name = next(n for n in answers if f"needs {n} " in shown and n not in asked)
+        asked.append(name)
+        terminal.keys("-l", answers[name])
+        terminal.keys("Enter")
+        terminal.wait_for(lambda s, n=name: f"needs {n} " not in s, 5, f"{name} accepted")
+    assert asked == sorted(asked) and "SERVICE" in asked, asked  # from the dashboard: no incident
+    shown = terminal.wait_for(lambda s: "High error rate" in s and "$ conn status --no-fail" in s, 5,
+                              "the runner, step 1 previewed")
+    assert "⚠ WARNING Do not restart checkout" in shown
+    terminal.keys("r")
+    shown = terminal.wait_for(lambda s: "✓ succeeded" in s and "── ✓ succeeded: exit 0" in s, 30,
+                              "step 1 ran to success")
+    output = shown.split("─output─", 1)[1]
+    assert "overall:" in output, "the end of conn status's report, streamed into the log"
+    lines = shown.splitlines()
+    assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
+    terminal.keys("Escape")
+    terminal.wait_for(lambda s: "Runbooks" in s and "step 2/6" in s, 5, "the list, with the run's progress")
+    terminal.keys("Escape")
+    terminal.wait_for(lambda s: "Runbooks" not in s, 5, "back on the dashboard")
+    terminal.keys("q")
+    terminal.wait_for(lambda s: "EXITED 0" in s, 10, "a clean exit on q")

@@ -74,8 +74,13 @@ def test_the_shipped_runbooks_carry_their_front_matter_and_banners() -> None:
     books = shipped()
     errors = books["high-error-rate"]
     assert (errors.title, errors.severity, errors.alerts) == (
-        "High error rate", "SEV2", ('alertname="HighErrorRate"',)
+        "High error rate", "SEV2",
+        ('alertname="HighErrorRate"', 'alertname="ConnAutoRollback", signal=~"error_rate|probe_errors"'),
     )
+    # An incident an automatic rollback opened offers the runbook for its criterion's signal.
+    assert errors.matches({"alertname": "ConnAutoRollback", "signal": "error_rate", "rollout": "checkout"})
+    assert not books["slow-responses"].matches({"alertname": "ConnAutoRollback", "signal": "error_rate"})
+    assert books["slow-responses"].matches({"alertname": "ConnAutoRollback", "signal": "p95"})
     assert errors.matches({"alertname": "HighErrorRate", "service": "checkout"})
     assert not errors.matches({"alertname": "SlowResponses"})
     assert books["slow-responses"].matches({"alertname": "SlowResponses"})

@@ -22,7 +22,9 @@ Open incidents are listed under the header by the incidents strip
 (:mod:`console.ui.widgets.incident_strip`, hidden when there are none): ``i``
 declares one, ``I`` opens the newest open one, ``enter`` on a strip line
 opens that one (:mod:`console.ui.screens.incident`); an acknowledgement
-that goes overdue rings the bell once.
+that goes overdue rings the bell once. ``b`` lists the runbooks
+(:mod:`console.ui.screens.runbooks`); it stays out of the footer, like the
+rollout keys, and the help names it.
 
 The services table is ordered worst first (``[ui] order``; the `o` key
 switches to config order and back), and the header counts the services in
@@ -145,6 +147,7 @@ class DashboardScreen(Screen[None]):
         Binding("r", "next_rollout", "Next rollout", id="rollout-next", show=False),
         Binding("i", "declare", "Declare", id="incident-declare", show=False),
         Binding("I", "incident", "Incident", id="incident-open"),
+        Binding("b", "runbooks", "Runbooks", id="runbooks-open", show=False),
         Binding("o", "order('config')", "Config order", id="services-order"),
         Binding("o", "order('trouble')", "Worst first", id="services-order"),
         Binding("x", "demo_fault", "Fault", id="demo-fault", show=True),
@@ -430,6 +433,12 @@ class DashboardScreen(Screen[None]):
         from console.ui.screens.incident import IncidentScreen
 
         self.app.push_screen(IncidentScreen(incident_id))
+
+    def action_runbooks(self) -> None:
+        """``b``: the runbooks list, with their last runs and the broken ones."""
+        from console.ui.screens.runbooks import RunbooksScreen
+
+        self.app.push_screen(RunbooksScreen())
 
     @on(IncidentStrip.Opened)
     def _incident_opened(self, event: IncidentStrip.Opened) -> None:

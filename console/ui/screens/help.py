@@ -10,20 +10,20 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 KEYS: tuple[tuple[str, str, str], ...] = (
-    ("↑ ↓", "dashboard", "select a service"),
-    ("o", "dashboard", "services worst first, or in config order"),
-    ("a", "rollout panel", "advance (override a failing gate: reason)"),
-    ("h R r", "rollout panel", "hold/resume · roll back (its name) · next"),
+    ("↑ ↓ · o", "dashboard", "select a service · worst first / config order"),
+    ("a h R r", "rollout panel", "advance (override) · hold · roll back · next"),
     ("tab ⏎", "rollout panel", "criteria rows; why one passes or fails"),
-    ("f", "anywhere", "feature flags"),
+    ("i · I", "dashboard", "declare an incident · open the newest open one"),
+    ("a s v n", "incident", "acknowledge · status · severity · note"),
+    ("p r b", "incident", "pin an entry · hand a role over · runbooks"),
+    ("b · ⏎", "runbooks", "list, an incident's first · start/resume a run"),
+    ("r y c", "runner", "run (preview, typed confirm) · retry · cancel"),
+    ("t k n f", "runner", "tick a check · skip (reason) · read · finish"),
     ("x · c", "conn demo", "fault into / clear the selected service"),
-    ("space", "flags", "turn the selected flag on or off (confirm)"),
-    ("%", "flags", "set the rollout percentage (typed)"),
-    ("k", "flags", "kill switch: type the flag's name"),
-    ("e", "flags", "is key X in? shows the variant and why"),
-    ("? · q", "anywhere", "this help · quit"),
-    ("Esc", "screens, dialogs", "back / cancel"),
-    ("ctrl+p", "anywhere", "palette: flags, rollouts, services, themes"),
+    ("␣ % k e", "flags", "on/off · percent · kill switch · is key X in?"),
+    ("f ? q", "anywhere", "feature flags · this help · quit"),
+    ("Esc", "anywhere", "back (screens) / cancel (dialogs)"),
+    ("ctrl+p", "anywhere", "palette: flags, rollouts, incidents, runbooks"),
 )
 
 

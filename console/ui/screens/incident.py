@@ -21,6 +21,13 @@ reason), ``n`` note, ``p`` pin or unpin an entry (a picker of recent ones,
 starting on the newest unpinned note), ``r`` hand a role over (a picker and
 the new holder), Esc back. Each runs one engine command; a refusal shows as
 an error toast in the engine's words.
+
+Runbooks: under the header, the runbooks offered for the incident (their
+front matter names one of its services or matches one of its alerts) and
+its runs, one line each (or that ``b`` lists them all when none is
+offered); ``b`` opens the runbooks list with the offered ones first, and a
+run started there is linked to the incident (its steps join this timeline).
+Without runbooks, nothing is shown.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from console.engine.incidents import (
 from console.engine.snapshot import IncidentPanel, Snapshot
 from console.errors import ConsoleError
 from console.model.incidents import ROLES, STATUSES, Entry
+from console.model.runbook_runs import RunState
 from console.model.sanitize import clean_text
 from console.secrets import redact
 from console.ui.modals.declare import Choice, ChoiceModal, DeclareModal, severity_option
@@ -62,6 +70,7 @@ from console.ui.widgets.incident_strip import (
     status_word,
     title_text,
 )
+from console.ui.widgets.runbook_steps import StatusOf, run_progress
 
 if TYPE_CHECKING:
     from console.ui.app import ConnApp
@@ -73,6 +82,9 @@ PIN_CHOICES = 20
 """Recent entries offered by ``p``."""
 
 PIN_MARK = "PIN"
+
+RUN_LINES = 3
+"""Runbook runs of the incident listed under the header (the latest ones)."""
 
 
 def entry_time(at: float) -> str:
@@ -161,6 +173,35 @@ def header_text(panel: IncidentPanel, now: float) -> Text:
     return text
 
 
+def runbooks_text(offered: Sequence[str], runs: Sequence[RunState], status_of: StatusOf, *,
+                  known: int = 0) -> Text:
+    """"runbooks: high-error-rate (b)", then each run of the incident on its own line
+    (the latest :data:`RUN_LINES`). With none offered and no run, a line saying ``b`` lists
+    the ``known`` runbooks; empty when there are none."""
+    text = Text()
+    if offered:
+        text.append("runbooks: ", style="bold")
+        text.append(", ".join(clean_text(name, limit=60) for name in offered))
+        text.append(" (b)", style="dim")
+    elif known and not runs:
+        text.append("runbooks: ", style="bold")
+        text.append(f"none names its services or alerts; b lists all {known}", style="dim")
+    shown = runs[-RUN_LINES:]
+    if len(runs) > len(shown):
+        if text:
+            text.append("\n")
+        text.append(f"+{len(runs) - len(shown)} earlier runs (b lists them)", style="dim")
+    for run in shown:
+        if text:
+            text.append("\n")
+        text.append("run ", style="bold")
+        text.append(f"{clean_text(run.run_id, limit=60)}: ")
+        text.append_text(run_progress(run, status_of))
+    text.no_wrap = True
+    text.overflow = "ellipsis"
+    return text
+
+
 async def run_command(app: ConnApp, command: Command, title: str) -> bool:
     """Execute ``command``; the result or the engine's refusal shows as a toast."""
     try:
@@ -193,6 +234,8 @@ class IncidentScreen(Screen[None]):
         Binding("n", "note", "Note", id="incident-note"),
         Binding("p", "pin", "Pin", id="incident-pin"),
         Binding("r", "role", "Role", id="incident-role"),
+        # Out of the compact footer (it fills 80 columns); the runbooks line names it.
+        Binding("b", "runbooks", "Runbooks", id="runbooks-open", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -200,6 +243,11 @@ class IncidentScreen(Screen[None]):
         height: auto; max-height: 4; padding: 0 1; background: $panel;
         text-wrap: nowrap; text-overflow: ellipsis;
     }
+    IncidentScreen #incident-runbooks {
+        display: none; height: auto; max-height: 4; padding: 0 1; background: $panel;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
+    IncidentScreen #incident-runbooks.-shown { display: block; }
     IncidentScreen #incident-timeline {
         height: 1fr; border-top: solid $panel-lighten-2; padding: 0 1; background: $surface;
         overflow-y: auto;
@@ -214,6 +262,7 @@ class IncidentScreen(Screen[None]):
         self._pins: set[int] = set()
         """Positions of the written entries the timeline shows as pinned."""
         self._header: Text | None = None
+        self._runbooks: Text | None = None
 
     @property
     def conn(self) -> ConnApp:
@@ -221,6 +270,7 @@ class IncidentScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="incident-header")
+        yield Static("", id="incident-runbooks")
         timeline = RichLog(id="incident-timeline", max_lines=MAX_LOG_LINES, wrap=True, min_width=20)
         timeline.border_title = "timeline"
         yield timeline
@@ -247,6 +297,7 @@ class IncidentScreen(Screen[None]):
                                   style="bold"))
             return
         self._show_header(panel)
+        self._show_runbooks(panel, snapshot)
         self._append(panel.state.entries)
 
     def _tick(self) -> None:
@@ -260,6 +311,19 @@ class IncidentScreen(Screen[None]):
         if text != self._header:  # snapshots come several times a second
             self._header = text
             self.query_one("#incident-header", Static).update(text)
+
+    def _show_runbooks(self, panel: IncidentPanel, snapshot: Snapshot | None) -> None:
+        """The runbooks offered for the incident, and its runs (one line each)."""
+        state = panel.state
+        offered = self.conn.engine.offered_runbooks(state.id)
+        runs = snapshot.runbooks.for_incident(state.id) if snapshot is not None else ()
+        text = runbooks_text([r.name for r in offered], runs, self.conn.engine.runbook_commands.status,
+                             known=len(snapshot.runbooks.runbooks) if snapshot is not None else 0)
+        if text != self._runbooks:
+            self._runbooks = text
+            line = self.query_one("#incident-runbooks", Static)
+            line.update(text)
+            line.set_class(bool(text), "-shown")
 
     def _append(self, entries: Sequence[Entry]) -> None:
         """Write the entries newer than the last one written; note pins of older ones."""
@@ -279,6 +343,12 @@ class IncidentScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_runbooks(self) -> None:
+        """``b``: the runbooks, those offered for this incident first; a run started is linked to it."""
+        from console.ui.screens.runbooks import RunbooksScreen
+
+        self.app.push_screen(RunbooksScreen(self.incident_id))
 
     def action_acknowledge(self) -> None:
         self._flow("ack")
