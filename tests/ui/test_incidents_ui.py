@@ -412,6 +412,29 @@ async def test_a_failing_chat_sink_shows_a_one_line_warning(console: Make) -> No
         assert len(strip_text(app).splitlines()) == 1
 
 
+async def test_firing_alerts_show_as_one_line_with_their_incident(console: Make) -> None:
+    from console.model.alerts import AlertsLive, FiringAlert
+
+    app, _ = await console()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await leading(pilot, app)
+        snapshot = app.snapshot
+        assert snapshot is not None
+        firing = AlertsLive(at=0.0, alerts=(
+            FiringAlert(name="HighErrorRate", title="payments 5xx", fingerprint="a", starts_at=0.0,
+                        service="payments", severity="SEV2", incident="INC-1"),
+            FiringAlert(name="[bold]Disk\x1b[2J", title="x", fingerprint="b", starts_at=0.0),
+        ))
+        app.snapshot = dataclasses.replace(snapshot, alerts=firing)
+        await until(pilot, lambda: "alerts firing" in strip_text(app), "the alerts line")
+        text = strip_text(app)
+        assert "⚑ 2 alerts firing: HighErrorRate (payments) → INC-1 · [bold]Disk no rule" in text
+        app.snapshot = dataclasses.replace(snapshot, alerts=AlertsLive(at=0.0, problem="connection refused"))
+        await until(pilot, lambda: "alerts unknown — connection refused" in strip_text(app), "the poll problem")
+        app.snapshot = dataclasses.replace(snapshot, alerts=AlertsLive(at=0.0))
+        await until(pilot, lambda: "alert" not in strip_text(app), "nothing firing: no line")
+
+
 async def test_the_palette_and_the_strip_open_an_incident(console: Make) -> None:
     app, _ = await console()
     async with app.run_test(size=(80, 24)) as pilot:

@@ -254,6 +254,7 @@ class DashboardScreen(Screen[None]):
         strip.now = self._now()
         strip.incidents = snapshot.open_incidents
         strip.outbox = snapshot.notify
+        strip.alerts = snapshot.alerts
         if had != bool(strip.incidents):
             self.refresh_bindings()  # `I` shows in the footer while an incident is open
 

@@ -34,8 +34,10 @@ from textual.widget import Widget
 
 from console.engine.outbox import OutboxView
 from console.engine.snapshot import IncidentPanel
+from console.model.alerts import AlertsLive
 from console.model.clock import Clock
 from console.model.sanitize import clean_text
+from console.model.text import plural
 from console.secrets import redact
 from console.ui.text import format_age
 
@@ -171,8 +173,35 @@ def notify_line(views: tuple[OutboxView, ...]) -> Text | None:
     return text
 
 
+def alerts_line(alerts: AlertsLive | None) -> Text | None:
+    """Alertmanager's firing alerts in one line (each with the incident it opened, or
+    "no rule" when none matches), or why the poll failed; None when nothing fires."""
+    if alerts is None:
+        return None
+    if alerts.problem:
+        text = Text("⚠ alerts unknown — ", style=LATE_STYLE)
+        text.append(clean_text(redact(alerts.problem), limit=160))
+        return text
+    if not alerts.alerts:
+        return None
+    text = Text(f"⚑ {plural(len(alerts.alerts), 'alert')} firing: ", style="bold")
+    for index, alert in enumerate(alerts.alerts[:6]):
+        if index:
+            text.append(" · ")
+        where = f" ({clean_text(alert.service, limit=30)})" if alert.service else ""
+        text.append(clean_text(alert.name or alert.title, limit=50) + where)
+        if alert.incident:
+            text.append(f" → {alert.incident}", style="bold")
+        elif alert.severity is None:
+            text.append(" no rule", style="dim")
+    if len(alerts.alerts) > 6:
+        text.append(f" · +{len(alerts.alerts) - 6} more")
+    return text
+
+
 class IncidentStrip(Widget, can_focus=True):
-    """Open incidents, one line each, and failing chat sinks; hidden when there are none."""
+    """Open incidents, one line each, Alertmanager's firing alerts and failing chat sinks;
+    hidden when there are none."""
 
     BINDINGS = [
         Binding("up", "cursor(-1)", "Previous", show=False, id="strip-previous"),
@@ -192,6 +221,8 @@ class IncidentStrip(Widget, can_focus=True):
     """The open incidents, most urgent first (the snapshot's order)."""
     outbox: reactive[tuple[OutboxView, ...]] = reactive((), layout=True)
     """Every chat sink's outbox (only failing ones are shown)."""
+    alerts: reactive[AlertsLive | None] = reactive(None, layout=True)
+    """Alertmanager's firing alerts as the leader last polled them (one line)."""
     now: reactive[float] = reactive(0.0)
     """The clock time the clocks are shown at (the widget's timer moves it each second)."""
     cursor: reactive[int] = reactive(0)
@@ -245,6 +276,9 @@ class IncidentStrip(Widget, can_focus=True):
     def watch_outbox(self) -> None:
         self._changed()
 
+    def watch_alerts(self) -> None:
+        self._changed()
+
     def watch_now(self) -> None:
         self._check_overdue()
 
@@ -267,10 +301,11 @@ class IncidentStrip(Widget, can_focus=True):
 
     @property
     def line_count(self) -> int:
-        """Lines shown: incidents, "+N more", the chat warning."""
+        """Lines shown: incidents, "+N more", the alerts, the chat warning."""
         count = min(len(self.incidents), MAX_LINES)
         count += len(self.incidents) > MAX_LINES
         count += notify_line(self.outbox) is not None
+        count += alerts_line(self.alerts) is not None
         return count
 
     @property
@@ -291,10 +326,10 @@ class IncidentStrip(Widget, can_focus=True):
         if len(self.incidents) > MAX_LINES:
             more = len(self.incidents) - MAX_LINES
             lines.append(Text(f"+{more} more open (ctrl+p: Incident …)", style="dim"))
-        warning = notify_line(self.outbox)
-        if warning is not None:
-            warning.truncate(width, overflow="ellipsis")
-            lines.append(warning)
+        for extra in (alerts_line(self.alerts), notify_line(self.outbox)):
+            if extra is not None:
+                extra.truncate(width, overflow="ellipsis")
+                lines.append(extra)
         text = Text("\n").join(lines)
         text.no_wrap = True
         text.overflow = "ellipsis"
