@@ -20,11 +20,11 @@ from typing import Any, ClassVar
 
 from console.config import ConnConfig
 from console.engine.commands import Command, CommandResult, Handler
-from console.engine.projections import ProjectionSet
+from console.engine.projections import ProjectionSet, append_and_fold
 from console.errors import CommandError, ConcurrencyError
 from console.model.clock import Clock
 from console.model.describe import describe_change
-from console.model.events import Actor, Event, NewEvent
+from console.model.events import Actor, Event
 from console.model.incident_config import Severity, severity_of
 from console.model.incidents import (
     INCIDENT_STREAM,
@@ -51,7 +51,6 @@ from console.model.incidents import (
 )
 from console.model.sanitize import clean_text
 from console.model.text import suggest
-from console.secrets import redact
 from console.store.base import EventStore
 
 log = logging.getLogger(__name__)
@@ -496,17 +495,8 @@ class IncidentCommands:
 
     async def _append(self, state: IncidentState, changes: Sequence[Change], actor: Actor,
                       reason: str) -> tuple[Event, ...]:
-        stream = state.stream
-        expected = self._projections.version_of(stream)
-        try:
-            await self._store.append(
-                stream, expected,
-                [NewEvent(kind, payload, redact(reason.strip())) for kind, payload in changes],
-                actor=actor, at=self._clock.now(),
-            )
-        finally:
-            appended = await self._projections.refresh(self._store, stream)
-        return tuple(e for e in appended if e.version > expected)
+        return await append_and_fold(self._store, self._projections, state.stream, changes,
+                                     actor=actor, reason=reason, at=self._clock.now())
 
 
 def _alert(command: RaiseIncident) -> dict[str, Any]:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from console.model.events import Event
+from console.model.events import Actor, Event, NewEvent
 from console.model.sanitize import clean_text
+from console.secrets import redact
 from console.store.base import EventStore
 
 log = logging.getLogger(__name__)
@@ -183,3 +184,31 @@ class ProjectionSet:
         for event in events:
             self.apply(event, in_order=False)
         return events
+
+
+async def append_and_fold(
+    store: EventStore, projections: ProjectionSet, stream: str,
+    changes: Sequence[tuple[str, Mapping[str, Any]]], *, actor: Actor, reason: str, at: float,
+    expected: int | None = None,
+) -> tuple[Event, ...]:
+    """Append a decider's changes to ``stream`` (expecting the version folded here, or
+    ``expected``), then fold what the stream holds, win or lose; return what was appended.
+
+    Every command handler appends this way: the reason is redacted and lives on each event,
+    and after a lost race the projection has the winner's events, so the next try decides
+    on them.
+
+    Raises:
+        ConcurrencyError: someone appended first (it names who and what).
+        StoreError: the store cannot be written.
+    """
+    known = projections.version_of(stream) if expected is None else expected
+    try:
+        await store.append(
+            stream, known,
+            [NewEvent(kind, payload, redact(reason.strip())) for kind, payload in changes],
+            actor=actor, at=at,
+        )
+    finally:
+        appended = await projections.refresh(store, stream)
+    return tuple(e for e in appended if e.version > known)

@@ -24,10 +24,10 @@ from console.actions.webhooks import call_webhook, render_body
 from console.config import ConnConfig
 from console.engine.commands import Command, CommandResult, Handler, is_automatic
 from console.engine.flags import AllowFlagKeys, EnableFlag, KillFlag, SetFlagPercent
-from console.engine.projections import ProjectionSet
+from console.engine.projections import ProjectionSet, append_and_fold
 from console.errors import ActionError, CommandError, ConsoleError
 from console.model.clock import Clock
-from console.model.events import Actor, Event, NewEvent
+from console.model.events import Actor, Event
 from console.model.gates import (
     SERVICE,
     Criterion,
@@ -515,14 +515,5 @@ class RolloutCommands:
     async def _append(
         self, state: RolloutState, changes: Sequence[Change], actor: Actor, reason: str
     ) -> tuple[Event, ...]:
-        stream = state.stream
-        expected = self._projections.version_of(stream)
-        try:
-            await self._store.append(
-                stream, expected,
-                [NewEvent(kind, payload, redact(reason.strip())) for kind, payload in changes],
-                actor=actor, at=self._clock.now(),
-            )
-        finally:
-            appended = await self._projections.refresh(self._store, stream)
-        return tuple(e for e in appended if e.version > expected)
+        return await append_and_fold(self._store, self._projections, state.stream, changes,
+                                     actor=actor, reason=reason, at=self._clock.now())

@@ -37,10 +37,10 @@ from console.actions.runbook_files import load_runbooks
 from console.actions.shell import cancelled_outcome, run_step, step_changes
 from console.config import ConnConfig
 from console.engine.commands import Command, CommandResult, Handler
-from console.engine.projections import ProjectionSet
+from console.engine.projections import ProjectionSet, append_and_fold
 from console.errors import ActionError, CommandError, ConcurrencyError, ConsoleError
 from console.model.clock import Clock
-from console.model.events import Actor, Event, NewEvent
+from console.model.events import Actor, Event
 from console.model.runbook_runs import (
     RUN_STREAM,
     STEP_STARTED,
@@ -427,16 +427,8 @@ class RunbookCommands:
 
     async def _append(self, stream: str, changes: Sequence[Change], actor: Actor, reason: str,
                       *, expected: int | None = None) -> tuple[Event, ...]:
-        known = self._projections.version_of(stream) if expected is None else expected
-        try:
-            await self._store.append(
-                stream, known,
-                [NewEvent(kind, payload, redact(reason.strip())) for kind, payload in changes],
-                actor=actor, at=self._clock.now(),
-            )
-        finally:
-            appended = await self._projections.refresh(self._store, stream)
-        return tuple(e for e in appended if e.version > known)
+        return await append_and_fold(self._store, self._projections, stream, changes, actor=actor,
+                                     reason=reason, at=self._clock.now(), expected=expected)
 
 
 def _alive(pid: int) -> bool:

@@ -102,6 +102,32 @@ class Event:
         }
 
 
+def payload_error(event: Event, problem: str) -> ValueError:
+    """What a fold raises for an event it cannot read: "rollout/x v3: StageEntered has no valid 'index'"."""
+    return ValueError(f"{event.stream} v{event.version}: {event.type} {problem}")
+
+
+def payload_value(event: Event, key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+    """``event.payload[key]`` checked to be ``kind`` (a bool is never a number); None when
+    ``optional`` and missing. Raises the fold's ValueError otherwise."""
+    value = event.payload.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise payload_error(event, f"has no valid {key!r} ({value!r})")
+    if not isinstance(value, kind):
+        raise payload_error(event, f"has no valid {key!r} ({value!r})")
+    return value
+
+
+def payload_strings(event: Event, key: str) -> tuple[str, ...]:
+    """A list of text in the payload, as a tuple; the fold's ValueError when anything else."""
+    value = payload_value(event, key, list)
+    if not all(isinstance(item, str) for item in value):
+        raise payload_error(event, f"has a non-text entry in {key!r}")
+    return tuple(value)
+
+
 def canonical_json(data: Any) -> str:
     """JSON with sorted keys and no spaces: the same bytes for the same data."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from console.model.events import Event
+from console.model.events import payload_error as _bad
+from console.model.events import payload_value as _get
 from console.model.incident_config import SEVERITIES, Severity, severity_of
 
 __all__ = [
@@ -265,21 +267,6 @@ def fold(number: int, events: Iterable[Event]) -> IncidentState:
 
 
 # --- folding -----------------------------------------------------------------
-
-
-def _bad(event: Event, problem: str) -> ValueError:
-    return ValueError(f"{event.stream} v{event.version}: {event.type} {problem}")
-
-
-def _get(event: Event, key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
-    value = event.payload.get(key)
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise _bad(event, f"has no valid {key!r} ({value!r})")
-    if not isinstance(value, kind):
-        raise _bad(event, f"has no valid {key!r} ({value!r})")
-    return value
 
 
 def _severity(event: Event, key: str = "severity") -> Severity:

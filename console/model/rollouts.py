@@ -39,6 +39,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from console.model.events import Event
+from console.model.events import payload_error as _bad
+from console.model.events import payload_strings as _strings
+from console.model.events import payload_value as _get
 from console.model.rollout_config import (
     ROLLOUT_STREAM,
     AdvanceMode,
@@ -232,28 +235,6 @@ def fold(name: str, events: Iterable[Event], start: RolloutState | None = None) 
     for event in events:
         state = state.apply(event)
     return state
-
-
-def _bad(event: Event, problem: str) -> ValueError:
-    return ValueError(f"{event.stream} v{event.version}: {event.type} {problem}")
-
-
-def _get(event: Event, key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
-    value = event.payload.get(key)
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise _bad(event, f"has no valid {key!r} ({value!r})")
-    if not isinstance(value, kind):
-        raise _bad(event, f"has no valid {key!r} ({value!r})")
-    return value
-
-
-def _strings(event: Event, key: str) -> tuple[str, ...]:
-    value = _get(event, key, list)
-    if not all(isinstance(item, str) for item in value):
-        raise _bad(event, f"has a non-text entry in {key!r}")
-    return tuple(value)
 
 
 def _need(event: Event, state: RolloutState, *lifecycles: Lifecycle) -> None:

@@ -63,6 +63,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 from console.model.events import Event, check_stream_name
+from console.model.events import payload_error as _bad
+from console.model.events import payload_strings as _strings
+from console.model.events import payload_value as _get
 from console.model.runbooks import (
     MissingVariables,
     Runbook,
@@ -281,28 +284,6 @@ def fold(run_id: str, events: Iterable[Event], start: RunState | None = None) ->
 
 
 # --- folding -------------------------------------------------------------------------------
-
-
-def _bad(event: Event, problem: str) -> ValueError:
-    return ValueError(f"{event.stream} v{event.version}: {event.type} {problem}")
-
-
-def _get(event: Event, key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
-    value = event.payload.get(key)
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise _bad(event, f"has no valid {key!r} ({value!r})")
-    if not isinstance(value, kind):
-        raise _bad(event, f"has no valid {key!r} ({value!r})")
-    return value
-
-
-def _strings(event: Event, key: str) -> tuple[str, ...]:
-    value = _get(event, key, list)
-    if not all(isinstance(item, str) for item in value):
-        raise _bad(event, f"has a non-text entry in {key!r}")
-    return tuple(value)
 
 
 def _duration(event: Event) -> float | None:
