@@ -27,13 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from console.config import parse_config  # noqa: E402
-from console.engine.commands import automatic_actor  # noqa: E402
-from console.engine.core import Engine  # noqa: E402
-from console.engine.incidents import NoteIncident, OpenIncident, SetIncidentStatus  # noqa: E402
-from console.model.events import Actor, NewEvent  # noqa: E402
-from console.store import open_store  # noqa: E402
-from tests.fixtures.receiver import Receiver  # noqa: E402
+from console.config import parse_config
+from console.engine.commands import automatic_actor
+from console.engine.core import Engine
+from console.engine.incidents import NoteIncident, OpenIncident, SetIncidentStatus
+from console.model.events import Actor, NewEvent
+from console.store import open_store
+from tests.fixtures.receiver import Receiver
+from tests.fixtures.waiting import until
 
 CHANGES = 50
 ROLLBACKS = 10
@@ -85,8 +86,7 @@ async def main() -> None:
                 async with Engine(config, store, actor=Actor("leader"), retry_leadership=0.1) as leader, \
                         Engine(config, store, actor=Actor("alice"), lead=False, follow=False,
                                sync_flag_file=False) as cli:
-                    while leader.role != "leader":
-                        await asyncio.sleep(0.05)
+                    await until(lambda: leader.role == "leader", within=30, what="leading")
                     declare: list[float] = []
                     start = time.perf_counter()
                     await cli.execute(OpenIncident(title="bench", services=("checkout",), severity="SEV3"))
@@ -120,8 +120,8 @@ async def main() -> None:
                                                          "criterion": "error_rate > 5% for 10s",
                                                          "evidence": {"evidence": "bench"}, "from_index": 0}),
                         ], actor=auto_actor, at=time.time())
-                        while len(leader.snapshot.incidents) == known:
-                            await asyncio.sleep(0.005)
+                        await until(lambda known=known: len(leader.snapshot.incidents) != known,  # type: ignore[misc]
+                                    within=30, what="the incident", step=0.005)
                         auto.append(time.perf_counter() - start)
                         # The next rollback opens its own incident only if this one is closed.
                         for incident in (await _opened(leader)):
