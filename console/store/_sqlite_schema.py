@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -181,6 +182,24 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> tuple[int, list[MigrationS
         applied.append(MigrationStep(todo[0].version, todo[0].description, todo[0].sqlite))
 
 
+def _use_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch a new file to WAL, waiting for other processes opening it at the same moment.
+
+    Changing the journal mode needs the file to itself, and SQLite answers
+    "database is locked" at once instead of calling the busy handler while
+    another connection creates the schema: two consoles started together on a
+    new store would otherwise have one of them fail to open it.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def open_blocking(
     given: str | os.PathLike[str], busy_timeout: float, *, migrate: bool
 ) -> tuple[Path, sqlite3.Connection]:
@@ -203,8 +222,7 @@ def open_blocking(
     except sqlite3.Error as e:
         raise _open_error(path, existed, e) from e
     try:
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
+        _use_wal(conn, busy_timeout)
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         with write_transaction(conn):
             # Checked again under the write lock: another process may have
