@@ -177,6 +177,13 @@ async def _status(args: argparse.Namespace) -> int:
         print(clean_text(redact(f"  flag {flag.get('name')}: {flag.get('summary', '')}"), limit=300))
     for rollout in document["rollouts"]:
         print(clean_text(redact(f"  {status_line(rollout, document['generated_at'])}"), limit=400))
+    for incident in document["incidents"]:
+        if incident.get("open"):
+            print(clean_text(redact(f"  {incident_line(incident)}"), limit=400))
+    for sink in document.get("notify", []):
+        if sink.get("failure"):
+            print(clean_text(redact(f"  chat {sink['name']}: failing ({sink['pending']} waiting): "
+                                    f"{sink['failure']}"), limit=400))
     findings = f" — {'; '.join(judged.findings)}" if judged.findings else ""
     print(clean_text(redact(f"overall: {judged.word}{findings}"), limit=300))
     return code
@@ -191,3 +198,12 @@ def signal_text(signal: dict[str, Any] | None) -> str:
     if signal["value"] is None:
         return text
     return text + {"warning": " ▲", "critical": " ✖"}.get(signal["state"], "")
+
+
+def incident_line(incident: dict[str, Any]) -> str:
+    """One open incident for the text output: "incident INC-3 SEV2 investigating — title (ack OVERDUE)"."""
+    ack = "acknowledged" if incident.get("acknowledged_at") else (
+        "ack OVERDUE" if incident.get("ack_overdue") else "not acknowledged")
+    status = str(incident.get("status", "")).replace("_", " ")
+    return (f"incident {incident.get('id')} {incident.get('severity')} {status} — {incident.get('title')} "
+            f"({ack}; {', '.join(incident.get('services') or []) or 'no service'})")

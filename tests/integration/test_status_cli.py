@@ -222,3 +222,8 @@ async def test_the_json_lists_open_and_recently_resolved_incidents_and_each_outb
     assert document["notify"] == [{"name": "ops", "format": "json", "pending": 0, "sent": 0,
                                    "failure": None, "needs_fixing": False}]
     assert {"environment", "services", "flags", "rollouts", "notes"} <= set(document)
+    text = status(config, "--no-probe")
+    lines = text.stdout.splitlines()
+    # The text output names each open incident (never the ended ones), literally.
+    assert "  incident INC-3 SEV1 investigating — checkout [bold]down (ack OVERDUE; checkout)" in lines, lines
+    assert not any("INC-2" in line or "INC-1" in line for line in lines)
