@@ -130,7 +130,7 @@ async def test_a_step_started_on_another_machine_is_running_until_its_timeout_ha
     from console.engine.runbooks import ELSEWHERE_SLACK, KILL_GRACE
     from console.model.clock import FakeClock
 
-    monkeypatch.setenv("CONN_SECRET_DEPLOY_TOKEN", "x")
+    monkeypatch.setenv("CONN_SECRET_DEPLOY_TOKEN", "tok-elsewhere-7c1d0e")
     cfg = config(tmp_path)
     clock = FakeClock()
     store = await open_store(cfg.store)
