@@ -173,13 +173,20 @@ def _runbook(kind: str, p: Mapping[str, Any]) -> str:
     if kind in ("runbook.finished", "runbook.abandoned"):
         reason = p.get("reason")
         return f"run {what}" + (f": {_clean(reason)}" if isinstance(reason, str) and reason else "")
-    parts = [f"{name} {what.removeprefix('step ')}"]
+    verb = what.removeprefix("step ")
+    outcome = p.get("outcome")
+    if kind == "runbook.step_failed" and isinstance(outcome, str) and outcome != "failed":
+        verb = outcome.replace("_", " ")  # "timed out", "cancelled", "interrupted"
+    parts = [f"{name} {verb}"]
     code, duration = p.get("exit_code"), p.get("duration")
     if isinstance(code, int) and not isinstance(code, bool):
         parts.append(f"exit {code}")
     if isinstance(duration, int | float) and not isinstance(duration, bool):
         parts.append(f"in {duration:.1f}s")
-    reason = p.get("reason") or p.get("error")
+    reason = p.get("reason")
+    if not reason and (outcome == "interrupted" or (
+            outcome == "failed" and not (isinstance(code, int) and not isinstance(code, bool)))):
+        reason = p.get("error")  # why it could not start, or that it may have run
     if isinstance(reason, str) and reason:
         parts.append(_clean(reason))
     return parts[0] + (": " + ", ".join(parts[1:]) if len(parts) > 1 else "")

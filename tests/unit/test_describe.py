@@ -203,6 +203,12 @@ def test_rollout_events_read_as_what_happened() -> None:
     ("runbook.step_finished", {"step": 2, "title": "restart", "exit_code": 0, "duration": 1.25},
      "step 2 (restart) finished: exit 0, in 1.2s"),
     ("runbook.step_skipped", {"step": 3, "reason": "not needed"}, "step 3 skipped: not needed"),
+    ("runbook.step_failed", {"step": 4, "outcome": "failed", "exit_code": 1, "duration": 0.6,
+                             "error": "exit 1 in 0.6s"}, "step 4 failed: exit 1, in 0.6s"),
+    ("runbook.step_failed", {"step": 4, "outcome": "timed_out", "exit_code": None, "duration": 30.0,
+                             "error": "timed out after 30s"}, "step 4 timed out: in 30.0s"),
+    ("runbook.step_failed", {"step": 2, "outcome": "failed", "exit_code": None, "duration": 0.0,
+                             "error": "bash: not found"}, "step 2 failed: in 0.0s, bash: not found"),
 ])
 def test_incident_health_and_runbook_events_in_words(kind: str, payload: dict[str, Any], words: str) -> None:
     assert describe_change(event(kind, payload)) == words
