@@ -182,6 +182,25 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> tuple[int, list[MigrationS
         applied.append(MigrationStep(todo[0].version, todo[0].description, todo[0].sqlite))
 
 
+def _probe_settled(path: Path, busy_timeout: float, *, allow_older: bool) -> None:
+    """:func:`probe`, looking again for a moment before calling a file "not Conn's".
+
+    A read-only look at a store another process is creating right now can see
+    it half-way (its tables checkpointed, its meta row not yet): a new store
+    becomes Conn's within moments, a foreign file stays foreign, so only the
+    refusal waits.
+    """
+    deadline = time.monotonic() + min(busy_timeout, 2.0)
+    while True:
+        try:
+            probe(path, busy_timeout, allow_older=allow_older)
+            return
+        except NotAConnDatabase:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def _use_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
     """Switch a new file to WAL, waiting for other processes opening it at the same moment.
 
@@ -216,7 +235,7 @@ def open_blocking(
     if existed:
         if not path.is_file():
             raise StoreError(f"{path} is not a file")
-        probe(path, busy_timeout, allow_older=migrate)
+        _probe_settled(path, busy_timeout, allow_older=migrate)
     try:
         conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
     except sqlite3.Error as e:

@@ -24,7 +24,7 @@ print("opened")
 def test_processes_opening_a_new_store_at_once_all_open_it(tmp_path: Path) -> None:
     for attempt in range(5):
         url = f"sqlite://{tmp_path / f'new-{attempt}' / 'conn.db'}"
-        start = time.time() + 1.5  # every process is started and spinning by then
+        start = time.time() + 1.0  # every process is started and spinning by then
         processes = [
             subprocess.Popen([sys.executable, "-c", OPEN, url, str(start)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
